@@ -199,6 +199,9 @@ static void child1_main(const struct bl_init_config *cfg) {
         // become root of the new user namespace (the parent wrote the maps)
         if (setresgid(0, 0, 0) < 0) bl_fail(errno, "setresgid 0 in user namespace (is gid 0 mapped?)");
         if (setresuid(0, 0, 0) < 0) bl_fail(errno, "setresuid 0 in user namespace (is uid 0 mapped?)");
+        // the uid change made us non-dumpable, which makes /proc/self root-owned: we need
+        // /proc/self/timens_offsets, and the init its /proc/self/fd/N of the exec fifo
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     }
     join_namespaces(cfg->join_fds, cfg->join_types, cfg->njoin, 0);
     if (cfg->new_ns_flags && unshare(cfg->new_ns_flags) < 0) {

@@ -41,7 +41,14 @@ int bl_close_range(unsigned int first, unsigned int last, unsigned int flags) {
 
 #define BL_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
 
+#include <linux/mount.h>
+#include <sys/statvfs.h>
+
+// Protected: /proc/self/exe is a sealed memfd, or sits on a read-only mount (so that a container
+// process that opens it through /proc/<pid>/exe cannot write the host's binary).
 int bl_is_cloned_binary(void) {
+    struct statvfs sv;
+    if (statvfs("/proc/self/exe", &sv) == 0 && (sv.f_flag & ST_RDONLY)) return 1;
     int fd = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
     if (fd < 0) return 0;
     int seals = fcntl(fd, F_GET_SEALS);
@@ -49,8 +56,17 @@ int bl_is_cloned_binary(void) {
     return seals >= 0 && (seals & BL_SEALS) == BL_SEALS;
 }
 
+// Preferred: exec ourselves through a detached, read-only bind mount of our own binary
+// (open_tree + mount_setattr): no copy, one execve. Fallback (no CAP_SYS_ADMIN): a sealed memfd copy.
 int bl_ensure_cloned_binary(char *const argv[], char *const envp[]) {
     if (bl_is_cloned_binary()) return 0;
+    int tree = (int)syscall(SYS_open_tree, AT_FDCWD, "/proc/self/exe", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC);
+    if (tree >= 0) {
+        struct mount_attr a = { .attr_set = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NODEV };
+        if (syscall(SYS_mount_setattr, tree, "", AT_EMPTY_PATH, &a, sizeof a) == 0)
+            syscall(SYS_execveat, tree, "", argv, envp, AT_EMPTY_PATH);
+        close(tree);
+    }
     int src = open("/proc/self/exe", O_RDONLY | O_CLOEXEC);
     if (src < 0) return -1;
     struct stat st;

@@ -35,6 +35,13 @@ public struct ContainerPlan {
     public let gidMap: String?
     public let oomScoreAdj: Int?
     public let newUserNamespace: Bool
+    /// the host uid/gid that the container's root maps to (new user namespace only)
+    public var containerRootOnHost: (uid_t, gid_t)? {
+        guard newUserNamespace, let l = spec.linux,
+              let u = l.uidMappings.first(where: { $0.containerID == 0 }),
+              let g = l.gidMappings.first(where: { $0.containerID == 0 }) else { return nil }
+        return (u.hostID, g.hostID)
+    }
     public let wantsHookState: Bool
     /// The C config; pointers stay valid for the life of the process.
     public let config: UnsafeMutablePointer<bl_init_config>

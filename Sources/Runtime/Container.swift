@@ -104,11 +104,18 @@ public struct Runtime: Sendable {
         var record = ContainerRecord(id: id, bundle: bundle, rootfs: plan.rootfs, created: Clock.rfc3339(), annotations: spec.annotations)
         record.cgroup = plan.cgroup
         var consoleFD: Int32 = -1
+        var spawned = false
         do throws(RuntimeError) {
             try linux { () throws(LinuxError) in try FS.writeAtomically(bytes, to: root.dir(id) + "/config.json", mode: 0o600) }
             try root.save(record)
             let fifo = root.dir(id) + "/exec.fifo"
-            if bl_mkfifo(fifo, 0o622) != 0 { throw RuntimeError(.system, "create exec fifo \(fifo): \(errnoString(errno))") }
+            if bl_mkfifo(fifo, 0o622) != 0 || chmod(fifo, 0o622) != 0 {
+                throw RuntimeError(.system, "create exec fifo \(fifo): \(errnoString(errno))")
+            }
+            // the init opens it for writing after it dropped privileges: its root owns it
+            if plan.newUserNamespace, let (uid, gid) = plan.containerRootOnHost, chown(fifo, uid, gid) != 0 {
+                throw RuntimeError(.system, "chown exec fifo \(fifo): \(errnoString(errno))")
+            }
             if let cs = options.consoleSocket {
                 consoleFD = bl_connect_unix(cs)
                 if consoleFD < 0 { throw RuntimeError(.invalidArgument, "connect to console socket \(cs): \(errnoString(errno))") }
@@ -116,6 +123,7 @@ public struct Runtime: Sendable {
                 consoleFD = ownConsoleFD!
             }
             let snapshot = record
+            spawned = true
             let pid = try linux { () throws(LinuxError) in
                 try spawnInit(plan, execFifo: fifo, consoleFD: consoleFD, hooks: SpawnHooks { (pid: Int32) throws(LinuxError) -> String in
                     let state = self.hookState(snapshot, status: .creating, pid: pid)
@@ -140,6 +148,8 @@ public struct Runtime: Sendable {
             if consoleFD >= 0 && !ownConsole { close(consoleFD) }
             if let p = record.process { try? p.signal(SIGKILL) }
             try? plan.cgroup?.remove()
+            // a failed create continues at delete (runtime.md lifecycle): poststop hooks run too
+            if spawned { runPoststop(hooks.poststop, hookState(record, status: .stopped, pid: 0)) }
             try? root.remove(id)
             throw error
         }
@@ -269,12 +279,16 @@ public struct Runtime: Sendable {
             do { try cg.remove() } catch { Log.warn("delete \(r.id): \(error.message)") }
         }
         if st != .creating, let spec = try? root.config(r.id), let hooks = spec.hooks?.poststop, !hooks.isEmpty {
-            let state = hookState(r, status: .stopped, pid: 0)
-            for (i, h) in hooks.enumerated() {
-                do { try runHook(ContainerPlan.cHook(h), state: state) } catch { Log.warn("poststop hook #\(i): \(error.message)") }
-            }
+            runPoststop(hooks, hookState(r, status: .stopped, pid: 0))
         }
         try root.remove(r.id)
+    }
+
+    /// poststop failures are warnings: the container is gone either way
+    func runPoststop(_ hooks: [Hook], _ state: String) {
+        for (i, h) in hooks.enumerated() {
+            do throws(LinuxError) { try runHook(ContainerPlan.cHook(h), state: state) } catch { Log.warn("poststop hook #\(i): \(error.message)") }
+        }
     }
 
     // MARK: list, ps
