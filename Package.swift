@@ -10,7 +10,7 @@ let package = Package(
         .executable(name: "berth-runtime", targets: ["berth-runtime"]),
     ],
     targets: [
-        .target(name: "CLinux"),
+        .target(name: "CLinux", linkerSettings: [.linkedLibrary("seccomp")]),
         .target(name: "OCI"),
         .target(name: "LinuxContainer", dependencies: ["CLinux", "OCI"]),
         .target(name: "Runtime", dependencies: ["LinuxContainer", "OCI", "CLinux"]),

@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "internal.h"
 #include "sys.h"
+#include "bl_seccomp.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -207,6 +208,8 @@ void bl_setup_process(const struct bl_process *p, const struct bl_hook *start_ho
     int keep[2] = { p->sync_fd, p->exec_fifo_fd };
     close_other_fds(p, keep, p->exec_fifo_fd >= 0 ? 2 : 1);
 
+    // without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the capabilities go (as runc)
+    if (p->seccomp && !p->no_new_privs) bl_seccomp_apply(p->seccomp, p->sync_fd);
     apply_user_and_caps(p);
     if (p->no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) bl_fail(errno, "set no_new_privs");
 
@@ -224,6 +227,8 @@ void bl_setup_process(const struct bl_process *p, const struct bl_hook *start_ho
             bl_fail(0, "startContainer hook #%d: %s", i, err);
     }
     umask(p->umask >= 0 ? (mode_t)p->umask : 022);
+    // otherwise as late as possible: only the ready message, the exec fifo and execve come after it
+    if (p->seccomp && p->no_new_privs) bl_seccomp_apply(p->seccomp, p->sync_fd);
 
     if (bl_msg_send(p->sync_fd, BL_MSG_READY, 0, 0, NULL) < 0) _exit(1);
     if (p->exec_fifo_fd >= 0) {

@@ -210,6 +210,21 @@ static void make_symlink(int rootfd, const char *target, const char *dir, const 
 int bl_prepare_rootfs(const struct bl_init_config *cfg) {
     unsigned long prop = cfg->root_propagation ? cfg->root_propagation : (MS_SLAVE | MS_REC);
     if (mount(NULL, "/", NULL, prop, NULL) < 0) bl_fail(errno, "set propagation of /");
+    if (prop & MS_SHARED) {
+        // pivot_root refuses a rootfs whose parent mount is shared: make that one mount private
+        // (the requested propagation is applied to the new "/" after pivot_root)
+        char parent[PATH_MAX];
+        snprintf(parent, sizeof parent, "%s", cfg->rootfs);
+        for (;;) {
+            char *slash = strrchr(parent, '/');
+            if (!slash) break;
+            if (slash == parent) { strcpy(parent, "/"); }
+            else *slash = 0;
+            if (mount(NULL, parent, NULL, MS_PRIVATE, NULL) == 0) break;
+            if (errno != EINVAL) bl_fail(errno, "make the parent mount of the rootfs private");
+            if (strcmp(parent, "/") == 0) break;
+        }
+    }
     if (mount(cfg->rootfs, cfg->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
         bl_fail(errno, "bind mount rootfs %s", cfg->rootfs);
     int rootfd = open(cfg->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -266,6 +281,23 @@ void bl_enter_rootfs(const struct bl_init_config *cfg, int rootfd) {
         if (chdir("/") < 0) bl_fail(errno, "chdir /");
         close(oldroot);
         close(newroot);
+    }
+    if (cfg->root_propagation && mount(NULL, "/", NULL, cfg->root_propagation, NULL) < 0)
+        bl_fail(errno, "apply rootfsPropagation to /");
+    // a missing cwd is created, inside the new root (runc does the same)
+    const char *cwd = cfg->process.cwd;
+    if (cwd && cwd[0] == '/' && cwd[1]) {
+        char buf[PATH_MAX];
+        snprintf(buf, sizeof buf, "%s", cwd);
+        for (char *c = buf + 1;; c++) {
+            if (*c == '/' || *c == 0) {
+                char saved = *c;
+                *c = 0;
+                if (mkdir(buf, 0755) < 0 && errno != EEXIST) bl_fail(errno, "create cwd %s", buf);
+                *c = saved;
+                if (!saved) break;
+            }
+        }
     }
     if (cfg->readonly_root && remount_bind("/", MS_RDONLY) < 0) bl_fail(errno, "remount / read-only");
 }

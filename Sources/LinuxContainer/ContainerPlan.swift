@@ -31,6 +31,8 @@ public struct ContainerPlan {
     public let bundle: String
     public let rootfs: String
     public let cgroup: Cgroup?
+    /// linux.resources, decoded (written into the cgroup by spawnInit)
+    public let resources: Resources
     public let uidMap: String?
     public let gidMap: String?
     public let oomScoreAdj: Int?
@@ -60,9 +62,7 @@ public struct ContainerPlan {
         }
         rootfs = try FS.realpath(rootPath)
         try Self.checkLSMs(process, linux)
-        if linux.seccomp != nil {
-            throw LinuxError(.unsupported, "linux.seccomp: seccomp filters are not supported by this build of berth-runtime yet")
-        }
+        let seccompFilter = try linux.seccomp.flatMap { (j: JSON) throws(LinuxError) in try Seccomp.filter(j) }
 
         let cfg = UnsafeMutablePointer<bl_init_config>.allocate(capacity: 1)
         cfg.initialize(to: bl_init_config())
@@ -128,6 +128,7 @@ public struct ContainerPlan {
         }
         let cgroupResolved: Cgroup? = try Self.resolveCgroup(cgroupsPath: cgroupsPath)
         cgroup = cgroupResolved
+        resources = try Resources(spec: spec)
         let cgroupNS = (newFlags & Int32(BL_CLONE_NEWCGROUP)) != 0
         var mounts: [bl_mount] = []
         var devBound = false
@@ -228,6 +229,7 @@ public struct ContainerPlan {
         cfg.pointee.wants_hook_state = wantsHookState ? 1 : 0
 
         cfg.pointee.process = try Self.cProcess(process, options: options, execFifo: true)
+        cfg.pointee.process.seccomp = seccompFilter
         cfg.pointee.process.setsid = 1
         oomScoreAdj = process.oomScoreAdj
         config = cfg
@@ -327,8 +329,11 @@ public struct ContainerPlan {
         return out
     }
 
-    public static func cProcess(_ p: Process, options: ContainerOptions, execFifo: Bool) throws(LinuxError) -> bl_process {
+    /// - seccomp: linux.seccomp of the container (exec applies it too, as runc does)
+    public static func cProcess(_ p: Process, options: ContainerOptions, execFifo: Bool,
+                                seccomp: JSON? = nil) throws(LinuxError) -> bl_process {
         var bp = bl_process()
+        if let s = seccomp { bp.seccomp = try Seccomp.filter(s) }
         if p.args.isEmpty { throw LinuxError(.invalidArgument, "process.args: must not be empty") }
         bp.argv = CMemory.stringArray(p.args)
         bp.envp = CMemory.stringArray(p.env)

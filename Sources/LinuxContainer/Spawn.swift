@@ -98,6 +98,7 @@ public func spawnInit(_ plan: ContainerPlan, execFifo: String, consoleFD: Int32,
         if m.value == 1 { try writeIDMaps(pid: child1, uidMap: plan.uidMap, gidMap: plan.gidMap) }
         if let cg = plan.cgroup {
             try cg.create()
+            try cg.apply(plan.resources)
             try cg.add(pid: child1)
         }
         if let adj = plan.oomScoreAdj { try writeOOMScoreAdj(pid: child1, adj) }
@@ -108,6 +109,7 @@ public func spawnInit(_ plan: ContainerPlan, execFifo: String, consoleFD: Int32,
         let state = try hooks.afterInitExists(initPid)
         if plan.wantsHookState { try channel.sendChunked(BL_MSG_STATE, state) }
         try channel.send(BL_MSG_GO)
+        try channel.handOffSeccompFD(cfg.pointee.process.seccomp, pid: initPid, state: state)
         _ = try channel.receive(expecting: BL_MSG_READY, stage: "set up container")
         return initPid
     } catch {
@@ -143,6 +145,8 @@ public struct ExecTarget {
     public var initPid: Int32
     public var namespaces: [(type: Int32, path: String)]
     public var cgroup: Cgroup?
+    /// the container's state JSON (status running) for a seccomp agent (SCMP_ACT_NOTIFY)
+    public var seccompState: String?
     public init(initPid: Int32, namespaces: [(type: Int32, path: String)], cgroup: Cgroup?) {
         self.initPid = initPid
         self.namespaces = namespaces
@@ -213,6 +217,8 @@ public func spawnExec(_ process: bl_process, target: ExecTarget, options: Contai
         if let cg = target.cgroup { try cg.add(pid: pid) }
         if let adj = oomScoreAdj { try writeOOMScoreAdj(pid: pid, adj) }
         try channel.send(BL_MSG_GO)
+        try channel.handOffSeccompFD(process.seccomp, pid: pid,
+                                     state: target.seccompState ?? "{\"ociVersion\":\"1.0.2\",\"status\":\"running\",\"pid\":\(target.initPid)}")
         _ = try channel.receive(expecting: BL_MSG_READY, stage: "set up process")
         return ExecHandle(pid: pid, channel: channel)
     } catch {

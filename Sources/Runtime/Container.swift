@@ -16,6 +16,12 @@ public struct CreateOptions: Sendable {
     public init() {}
 }
 
+/// LISTEN_FDS of the runtime's environment (systemd socket activation), when set.
+var listenFds: Int? {
+    guard let v = getenv("LISTEN_FDS"), let n = Int(String(cString: v)) else { return nil }
+    return n
+}
+
 public struct Runtime: Sendable {
     public let root: StateRoot
     public init(root: String) { self.root = StateRoot(path: root) }
@@ -80,11 +86,15 @@ public struct Runtime: Sendable {
         do { bytes = try FS.readFile(bundle + "/config.json") } catch {
             throw RuntimeError(.invalidArgument, "read \(bundle)/config.json: \(error.errno.map(errnoString) ?? error.message)")
         }
-        let spec: Spec
+        var spec: Spec
         do {
             spec = try Spec.parse(bytes)
             try spec.validate()
         } catch { throw RuntimeError(error) }
+        // socket activation: the preserved fds are the container's, and so is pid 1 (as runc does)
+        if let n = listenFds, n > 0 {
+            spec.process?.env += ["LISTEN_FDS=\(n)", "LISTEN_PID=1"]
+        }
         if FS.exists(root.dir(id) + "/state.json") { throw RuntimeError(.alreadyExists, "container with id exists: \(id)") }
         var copts = ContainerOptions()
         copts.noPivot = options.noPivot

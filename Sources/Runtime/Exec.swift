@@ -87,7 +87,7 @@ extension Runtime {
         if process.terminal && o.consoleSocket == nil && o.detach {
             throw RuntimeError(.invalidArgument, "exec --tty --detach needs --console-socket")
         }
-        var bp = try linux { () throws(LinuxError) in try ContainerPlan.cProcess(process, options: copts, execFifo: false) }
+        var bp = try linux { () throws(LinuxError) in try ContainerPlan.cProcess(process, options: copts, execFifo: false, seccomp: spec.linux?.seccomp) }
         bp.setsid = process.terminal ? 1 : 0
         var namespaces: [(type: Int32, path: String)] = []
         for ns in spec.linux?.namespaces ?? [] {
@@ -102,7 +102,8 @@ extension Runtime {
         }
         defer { if o.consoleSocket != nil && consoleFD >= 0 { close(consoleFD) } }
         let sfd = o.detach ? -1 : Foreground.blockSignals()
-        let target = ExecTarget(initPid: r.pid, namespaces: namespaces, cgroup: r.cgroup)
+        var target = ExecTarget(initPid: r.pid, namespaces: namespaces, cgroup: r.cgroup)
+        target.seccompState = hookState(r, status: .running, pid: r.pid)
         let pid: Int32
         do throws(LinuxError) {
             let handle = try spawnExec(bp, target: target, options: copts, consoleFD: consoleFD, oomScoreAdj: process.oomScoreAdj)

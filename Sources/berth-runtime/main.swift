@@ -34,6 +34,8 @@ func command(named name: String) -> Command? {
     case "spec": specCommand
     case "pause": pauseCommand
     case "resume": resumeCommand
+    case "update": updateCommand
+    case "events": eventsCommand
     default: nil
     }
 }

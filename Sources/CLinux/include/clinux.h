@@ -4,3 +4,4 @@
 #pragma once
 #include "sys.h"
 #include "init.h"
+#include "bl_seccomp.h"

@@ -14,7 +14,10 @@ enum bl_msg_type {
     BL_MSG_READY = 5,        // init -> parent: set up, blocked on the exec fifo (or about to exec)
     BL_MSG_ERROR = 6,        // any -> parent: err = errno (0 if none), text = message
     BL_MSG_STATE = 7,        // parent -> init: text = state JSON for in-container hooks (may be chunked)
+    BL_MSG_SECCOMP_FD = 8,   // init/exec -> parent: the seccomp notify fd attached (SCM_RIGHTS); parent answers GO
 };
+
+struct bl_seccomp;           // bl_seccomp.h
 
 struct bl_msg {
     int32_t type;
@@ -82,6 +85,7 @@ struct bl_process {
     int self_exe_check;      // refuse to exec the runtime's own binary
     int setsid;
     int new_keyring;
+    const struct bl_seccomp *seccomp; // built before the fork (bl_seccomp.h), or NULL
 };
 
 struct bl_init_config {

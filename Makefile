@@ -1,0 +1,44 @@
+# berth: build, fixtures, tests, demo and benches. `sudo make demo`, `sudo make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+SWIFT        ?= swift
+FIXTURES     := $(abspath fixtures/cache)
+PROBE        := $(FIXTURES)/probe
+RUNTIME      := $(abspath .build-static/release/berth-runtime)
+STATIC_FLAGS := -c release --static-swift-stdlib -Xswiftc -static-executable --scratch-path .build-static
+
+.PHONY: build runtime probe fixtures deps test demo bench clean
+
+build: runtime probe
+
+runtime:
+	$(SWIFT) build $(STATIC_FLAGS) --product berth-runtime
+
+probe: $(PROBE)
+
+$(PROBE): tests/probe/probe.c
+	@mkdir -p $(FIXTURES)
+	gcc -static -O2 -Wall -Wextra -o $@.tmp $< && mv -f $@.tmp $@
+
+fixtures: probe
+	scripts/fixtures.sh $(FIXTURES)
+
+deps:
+	scripts/install-deps.sh
+
+# The whole package's tests (unit tests and the root integration tests against the static runtime).
+test: deps build fixtures
+	BERTH_ROOT_TESTS=1 BERTH_RUNTIME=$(RUNTIME) BERTH_PROBE=$(PROBE) BERTH_FIXTURES=$(FIXTURES) \
+		$(SWIFT) test --scratch-path .build-test
+
+demo: deps build fixtures
+	rm -rf fixtures/out/demo
+	BERTH_FIXTURES=$(FIXTURES) scripts/mkbundle.sh fixtures/out/demo echo hello from berth
+	cd fixtures/out/demo && $(RUNTIME) run demo-$$$$
+
+bench: deps build fixtures
+	BERTH_RUNTIME=$(RUNTIME) BERTH_FIXTURES=$(FIXTURES) bench/runtime
+
+clean:
+	rm -rf .build-static .build-test fixtures/cache fixtures/out

@@ -1,0 +1,21 @@
+#!/bin/bash
+# install-deps.sh: installs, with apt, what the tests, the demo and the benches need, if missing. Fast when
+# everything is there (dpkg -s only). Debian 12, as root. Never installs `busybox` (the glibc build), which
+# conflicts with busybox-static. The Swift toolchain is not installed here.
+set -euo pipefail
+pkgs=(busybox-static runc crun libseccomp-dev hyperfine gcc libc6-dev make jq time util-linux procps)
+missing=()
+for p in "${pkgs[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+if [[ $(id -u) != 0 ]]; then
+    echo "install-deps: missing packages: ${missing[*]}; run as root (sudo make ...)" >&2
+    exit 1
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
