@@ -4,12 +4,14 @@
 #include "bl_seccomp.h"
 #include "internal.h"
 #include <errno.h>
+#include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <seccomp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -187,13 +189,66 @@ int bl_msg_recv_fd(int sock, struct bl_msg *m, int *fd) {
     return 0;
 }
 
+int bl_seccomp_export(struct bl_seccomp *f, char *err, size_t errlen) {
+    scmp_filter_ctx ctx = (scmp_filter_ctx)f->ctx;
+    int mfd = memfd_create("berth-seccomp", MFD_CLOEXEC);
+    if (mfd < 0) { snprintf(err, errlen, "linux.seccomp: memfd_create: %s", strerror(errno)); return -1; }
+    int rc = seccomp_export_bpf(ctx, mfd);
+    if (rc < 0) { close(mfd); snprintf(err, errlen, "linux.seccomp: generate the filter: %s", strerror(-rc)); return -1; }
+    off_t len = lseek(mfd, 0, SEEK_END);
+    if (len <= 0 || len % 8 != 0) { close(mfd); snprintf(err, errlen, "linux.seccomp: generated filter has %lld bytes", (long long)len); return -1; }
+    char *buf = malloc((size_t)len);
+    if (!buf) { close(mfd); snprintf(err, errlen, "linux.seccomp: %s", strerror(ENOMEM)); return -1; }
+    ssize_t n = pread(mfd, buf, (size_t)len, 0);
+    close(mfd);
+    if (n != len) { free(buf); snprintf(err, errlen, "linux.seccomp: read the generated filter"); return -1; }
+    unsigned int flags = 0;
+    uint32_t v = 0;
+    if (seccomp_attr_get(ctx, SCMP_FLTATR_CTL_TSYNC, &v) == 0 && v) flags |= SECCOMP_FILTER_FLAG_TSYNC;
+    v = 0;
+    if (seccomp_attr_get(ctx, SCMP_FLTATR_CTL_LOG, &v) == 0 && v) flags |= SECCOMP_FILTER_FLAG_LOG;
+    v = 0;
+    if (seccomp_attr_get(ctx, SCMP_FLTATR_CTL_SSB, &v) == 0 && v) flags |= SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+    if (f->notify) {
+        // the runtime is single-threaded: TSYNC adds nothing, and the kernel refuses it with a listener
+        flags &= ~(unsigned int)SECCOMP_FILTER_FLAG_TSYNC;
+        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    }
+    f->bpf = buf;
+    f->bpf_len = (size_t)len;
+    f->load_flags = flags;
+    return 0;
+}
+
+struct bl_seccomp *bl_seccomp_from_bpf(const void *bpf, size_t len, unsigned int load_flags, int notify,
+                                       const char *listener_path, const char *listener_metadata) {
+    struct bl_seccomp *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->bpf = bpf;
+    f->bpf_len = len;
+    f->load_flags = load_flags;
+    f->notify = notify;
+    f->listener_path = listener_path;
+    f->listener_metadata = listener_metadata;
+    return f;
+}
+
 void bl_seccomp_apply(const struct bl_seccomp *f, int sync_fd) {
-    int rc = seccomp_load((scmp_filter_ctx)f->ctx);
-    if (rc < 0) bl_fail(-rc, "load seccomp filter");
-    if (!f->notify) return;
+    int fd = -1;
+    if (f->bpf) {
+        struct sock_fprog prog = { .len = (unsigned short)(f->bpf_len / 8), .filter = (struct sock_filter *)f->bpf };
+        long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, f->load_flags, &prog);
+        if (r < 0) bl_fail(errno, "load seccomp filter");
+        if (!f->notify) return;
+        fd = (int)r;
+    } else {
+        int rc = seccomp_load((scmp_filter_ctx)f->ctx);
+        if (rc < 0) bl_fail(-rc, "load seccomp filter");
+        if (!f->notify) return;
+        fd = seccomp_notify_fd((scmp_filter_ctx)f->ctx);
+        if (fd < 0) bl_fail(-fd, "get the seccomp notify fd");
+    }
     // from here on only sendmsg, recvfrom and close before the caller goes on (NOTIFY on sendmsg is refused)
-    int fd = seccomp_notify_fd((scmp_filter_ctx)f->ctx);
-    if (fd < 0) bl_fail(-fd, "get the seccomp notify fd");
     if (send_msg_fd(sync_fd, BL_MSG_SECCOMP_FD, fd) < 0) bl_fail(errno, "send the seccomp notify fd to the runtime");
     struct bl_msg m;
     if (bl_msg_recv(sync_fd, &m) < 0) _exit(1);

@@ -24,7 +24,11 @@ var listenFds: Int? {
 
 public struct Runtime: Sendable {
     public let root: StateRoot
-    public init(root: String) { self.root = StateRoot(path: root) }
+    public init(root: String) {
+        self.root = StateRoot(path: root)
+        // not a valid container id, so never a container's state directory
+        Seccomp.cacheDirectory = root + "/@seccomp-cache"
+    }
 
     // MARK: status
 

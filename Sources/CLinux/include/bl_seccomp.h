@@ -72,10 +72,21 @@ struct bl_seccomp {
     int notify;                   // some rule is SCMP_ACT_NOTIFY: the child sends the listener fd
     const char *listener_path;
     const char *listener_metadata;
+    const void *bpf;              // the exported program (struct sock_filter[]): loaded with seccomp(2)
+    size_t bpf_len;               // bytes
+    unsigned int load_flags;      // SECCOMP_FILTER_FLAG_* for seccomp(2)
 };
 
 /// Builds (never loads) the filter. NULL with a message in err when libseccomp refuses it.
 struct bl_seccomp *bl_seccomp_build(const struct bl_seccomp_config *cfg, char *err, size_t errlen);
+
+/// Generates the BPF program of a built filter in the runtime (before the fork), so that the child
+/// only makes one seccomp(2) call and the program can be cached. 0, or -1 with a message.
+int bl_seccomp_export(struct bl_seccomp *f, char *err, size_t errlen);
+
+/// A filter from a cached program (no libseccomp work at all).
+struct bl_seccomp *bl_seccomp_from_bpf(const void *bpf, size_t len, unsigned int load_flags, int notify,
+                                       const char *listener_path, const char *listener_metadata);
 
 /// Loads the filter in the container's process (bl_fail on error). With a NOTIFY rule it sends the
 /// listener fd to the parent as BL_MSG_SECCOMP_FD (SCM_RIGHTS) on sync_fd, waits for BL_MSG_GO, and
