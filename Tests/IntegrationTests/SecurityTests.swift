@@ -66,6 +66,23 @@ extension Integration {
             }
         }
 
+        /// CVE-2019-5736 as it is attacked: a process in the container catches the runtime's exec child through
+        /// /proc/<pid>/exe while that child is in the container, then reopens the binary for writing once the
+        /// runtime is gone. The runtime runs from a read-only mount of itself, so the reopen must fail.
+        @Test func runtimeBinaryCannotBeReopenedForWriting() throws {
+            try withBundle(args: ["/probe", "exe-catch", "3", "/tmp/catch"], edit: { $0[path: "root.readonly"] = false }) { b in
+                expectOK(try b.run(extraArgs: ["--detach"]))
+                let until = Date().addingTimeInterval(2.5)
+                for _ in 0..<40 where Date() < until { _ = try b.rt(["exec", b.id, "/probe", "true"]) }
+                #expect(try b.waitFor("stopped", timeout: 15), "the catcher ends by itself")
+                let out = (try? String(contentsOfFile: b.rootfs + "/tmp/catch", encoding: .utf8)) ?? ""
+                let lines = out.split(separator: "\n")
+                #expect(lines.first.map { $0.hasPrefix("caught ") && $0 != "caught 0" } ?? false,
+                        "the attack must catch a runtime process for this test to mean anything: \(out)")
+                #expect(!lines.contains("writable"), "the runtime binary was reopened for writing: \(out)")
+            }
+        }
+
         /// A mount destination that is a symlink in the rootfs (absolute, or climbing with ../) is resolved inside
         /// the rootfs: the mount lands in the container's tree (or the runtime refuses), never on the host path.
         @Test(arguments: ["absolute", "relative"])

@@ -245,6 +245,67 @@ static int cmd_exe_write(void) {
     return 0;
 }
 
+/* exe-catch SECONDS OUT: the CVE-2019-5736 attack. For SECONDS, scans /proc for new processes and opens the
+ * executable of any that is neither this probe nor busybox (a runtime process that entered the container:
+ * exec's child before its execve) read-only; then, once they are gone, tries to reopen each for writing
+ * through /proc/self/fd/N (retrying up to 10 s while it is busy). Writes "caught N" and one "writable" or "ERRNO" line per catch to OUT. */
+static int cmd_exe_catch(int seconds, const char *out) {
+    struct stat self, bb;
+    if (stat("/proc/self/exe", &self) < 0) die_errno("stat", "/proc/self/exe");
+    int have_bb = stat("/bin/busybox", &bb) == 0;
+    int fds[64];
+    int n = 0;
+    pid_t seen[4096];
+    int nseen = 0;
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= seconds) break;
+        DIR *d = opendir("/proc");
+        if (!d) die_errno("opendir", "/proc");
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            pid_t pid = atoi(e->d_name);
+            if (pid <= 1 || pid == getpid()) continue;
+            int known = 0;
+            for (int i = 0; i < nseen; i++) if (seen[i] == pid) { known = 1; break; }
+            if (known) continue;
+            char path[64];
+            snprintf(path, sizeof path, "/proc/%d/exe", pid);
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0) continue;
+            struct stat st;
+            if (fstat(fd, &st) == 0 && !(st.st_ino == self.st_ino && st.st_dev == self.st_dev) &&
+                !(have_bb && st.st_ino == bb.st_ino && st.st_dev == bb.st_dev) && n < 64) {
+                fds[n++] = fd;
+            } else {
+                close(fd);
+            }
+            if (nseen < 4096) seen[nseen++] = pid;
+        }
+        closedir(d);
+    }
+    FILE *f = fopen(out, "w");
+    if (!f) die_errno("fopen", out);
+    fprintf(f, "caught %d\n", n);
+    for (int i = 0; i < n; i++) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fds[i]);
+        // the attacker waits for the runtime to be gone: while anything still runs the binary, ETXTBSY
+        int w = -1;
+        for (int tries = 0; tries < 200; tries++) {
+            w = open(path, O_WRONLY | O_CLOEXEC);
+            if (w >= 0 || errno != ETXTBSY) break;
+            usleep(50000);
+        }
+        if (w >= 0) { fprintf(f, "writable\n"); close(w); }
+        else fprintf(f, "%s\n", errno_name(errno));
+    }
+    fclose(f);
+    return 0;
+}
+
 /* signal-wait [COUNT]: blocks every catchable signal, prints "ready", then one signal name per line; exits 0
  * after COUNT signals (default: never). */
 static int cmd_signal_wait(int count) {
@@ -268,7 +329,7 @@ static int usage(void) {
     fputs("usage: probe true | exit N | echo ARGS... | sleep SECONDS | pause | ns TYPE... | status FIELD | ids\n"
           "  | hostname | domainname | cwd | env [NAME] | rlimit NAME | umask | mounts | mount-options PATH\n"
           "  | stat PATH | cat PATH | write PATH TEXT | ls PATH | fds | isatty FD | pid | oom-score-adj | ioprio\n"
-          "  | sysctl NAME | exe-write | signal-wait [COUNT] | tty-size | exec PATH ARGS...\n", stderr);
+          "  | sysctl NAME | exe-write | exe-catch SECONDS OUT | signal-wait [COUNT] | tty-size | exec PATH ARGS...\n", stderr);
     return 2;
 }
 
@@ -396,6 +457,8 @@ int main(int argc, char **argv) {
         for (const char *p = argv[2]; *p && n < (int)sizeof path - 1; p++) path[n++] = *p == '.' ? '/' : *p;
         path[n] = 0;
         cat_path(path);
+    } else if (!strcmp(cmd, "exe-catch") && argc == 4) {
+        return cmd_exe_catch(atoi(argv[2]), argv[3]);
     } else if (!strcmp(cmd, "exe-write")) {
         rc = cmd_exe_write();
     } else if (!strcmp(cmd, "signal-wait")) {
