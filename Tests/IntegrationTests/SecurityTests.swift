@@ -140,7 +140,13 @@ extension Integration {
         /// CVE-2024-21626 class: a cwd through /proc/self/fd/N must not leave the process outside the rootfs.
         @Test(arguments: [3, 4, 5, 6, 7, 8, 9])
         func cwdThroughProcSelfFd(n: Int) throws {
-            let r = try runProbe(["cwd"]) { $0[path: "process.cwd"] = "/proc/self/fd/\(n)" }
+            // the runtime itself holds a host directory at fd n (as runc leaked /sys/fs/cgroup)
+            let hostDir = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            try #require(hostDir >= 0)
+            defer { close(hostDir) }
+            let r = try withBundle(args: ["/probe", "cwd"], edit: { $0[path: "process.cwd"] = "/proc/self/fd/\(n)" }) { b in
+                try b.run(extraFDs: [Int32(n): hostDir])
+            }
             #expect(!r.stderr.contains("probe: cwd:"), "the process ran with an unreachable cwd: \(r)")
             if r.ok {
                 #expect(r.stdout.hasPrefix("/") && !r.stdout.contains("unreachable"), "\(r)")
