@@ -38,6 +38,14 @@ extension Runtime {
         case .v2:
             guard let d = cg.paths.first else { return }
             try linux { () throws(LinuxError) in try FS.writeFile(d.dir + "/cgroup.freeze", on ? "1" : "0") }
+            // the write only asks; cgroup.events says when every task has actually stopped (or resumed)
+            let want = on ? "frozen 1" : "frozen 0"
+            for _ in 0..<1000 {
+                let events = (try? FS.readString(d.dir + "/cgroup.events")) ?? ""
+                if events.split(separator: "\n").contains(where: { $0 == want }) { return }
+                usleep(1000)
+            }
+            throw RuntimeError(.system, "freeze: \(d.dir) did not report \"\(want)\" in cgroup.events")
         }
     }
 }
