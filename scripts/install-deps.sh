@@ -3,7 +3,7 @@
 # everything is there (dpkg -s only). Debian 12, as root. Never installs `busybox` (the glibc build), which
 # conflicts with busybox-static. The Swift toolchain is not installed here.
 set -euo pipefail
-pkgs=(busybox-static runc crun libseccomp-dev hyperfine gcc libc6-dev make jq time util-linux procps)
+pkgs=(busybox-static runc crun libseccomp-dev hyperfine gcc libc6-dev make jq time util-linux procps containerd podman)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

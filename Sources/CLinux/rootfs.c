@@ -4,6 +4,7 @@
 #define _GNU_SOURCE
 #include "internal.h"
 #include "sys.h"
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -99,6 +100,68 @@ static int remount_bind(const char *path, unsigned long flags) {
     return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags | locked_flags(path), NULL);
 }
 
+// Copies the tree under directory `from` into directory `to` (both O_DIRECTORY fds): files, directories,
+// symlinks and special files, with their owner, mode and times (runc's tmpcopyup). Fails the init on error.
+static void copy_tree(int from, int to, const char *dest, int depth) {
+    if (depth > 64) bl_fail(ELOOP, "tmpcopyup %s: directory tree too deep", dest);
+    int dupfd = dup(from);
+    if (dupfd < 0) bl_fail(errno, "tmpcopyup %s", dest);
+    DIR *d = fdopendir(dupfd);
+    if (!d) bl_fail(errno, "tmpcopyup %s: read directory", dest);
+    rewinddir(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (!strcmp(n, ".") || !strcmp(n, "..")) continue;
+        struct stat st;
+        if (fstatat(from, n, &st, AT_SYMLINK_NOFOLLOW) < 0) bl_fail(errno, "tmpcopyup %s: stat %s", dest, n);
+        mode_t perm = st.st_mode & 07777;
+        if (S_ISDIR(st.st_mode)) {
+            if (mkdirat(to, n, 0700) < 0 && errno != EEXIST) bl_fail(errno, "tmpcopyup %s: mkdir %s", dest, n);
+            int sf = openat(from, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            int df = openat(to, n, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sf < 0 || df < 0) bl_fail(errno, "tmpcopyup %s: open %s", dest, n);
+            copy_tree(sf, df, dest, depth + 1);
+            close(sf);
+            close(df);
+        } else if (S_ISREG(st.st_mode)) {
+            int sf = openat(from, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+            if (sf < 0) bl_fail(errno, "tmpcopyup %s: open %s", dest, n);
+            int df = openat(to, n, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+            if (df < 0) bl_fail(errno, "tmpcopyup %s: create %s", dest, n);
+            char buf[65536];
+            for (;;) {
+                ssize_t r = read(sf, buf, sizeof buf);
+                if (r < 0 && errno == EINTR) continue;
+                if (r < 0) bl_fail(errno, "tmpcopyup %s: read %s", dest, n);
+                if (r == 0) break;
+                for (ssize_t off = 0; off < r;) {
+                    ssize_t w = write(df, buf + off, (size_t)(r - off));
+                    if (w < 0 && errno == EINTR) continue;
+                    if (w < 0) bl_fail(errno, "tmpcopyup %s: write %s", dest, n);
+                    off += w;
+                }
+            }
+            close(sf);
+            close(df);
+        } else if (S_ISLNK(st.st_mode)) {
+            char target[PATH_MAX];
+            ssize_t len = readlinkat(from, n, target, sizeof target - 1);
+            if (len < 0) bl_fail(errno, "tmpcopyup %s: readlink %s", dest, n);
+            target[len] = 0;
+            if (symlinkat(target, to, n) < 0) bl_fail(errno, "tmpcopyup %s: symlink %s", dest, n);
+        } else {
+            if (mknodat(to, n, st.st_mode, st.st_rdev) < 0) bl_fail(errno, "tmpcopyup %s: mknod %s", dest, n);
+        }
+        if (fchownat(to, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0 && errno != EINVAL)
+            bl_fail(errno, "tmpcopyup %s: chown %s", dest, n);
+        if (!S_ISLNK(st.st_mode) && fchmodat(to, n, perm, 0) < 0) bl_fail(errno, "tmpcopyup %s: chmod %s", dest, n);
+        struct timespec times[2] = { st.st_atim, st.st_mtim };
+        utimensat(to, n, times, AT_SYMLINK_NOFOLLOW);
+    }
+    closedir(d);
+}
+
 static void mount_one(int rootfd, const struct bl_mount *m) {
     char dst[64], src[64];
     if (m->kind == BL_MOUNT_REMOUNT) {
@@ -123,16 +186,46 @@ static void mount_one(int rootfd, const struct bl_mount *m) {
     int dfd = open_in_root(rootfd, m->dest, is_dir, 0);
     if (dfd < 0) bl_fail(errno, "create mount destination %s in rootfs", m->dest);
     fdpath(dst, sizeof dst, dfd);
+    // tmpcopyup: a directory fd opened before the mount still reads the covered contents
+    int copyfrom = -1;
+    if (m->tmpcopyup && m->kind == BL_MOUNT_FS && m->fstype && !strcmp(m->fstype, "tmpfs")) {
+        copyfrom = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (copyfrom < 0) bl_fail(errno, "tmpcopyup %s: open the mount point", m->dest);
+    }
     if (m->kind == BL_MOUNT_BIND) {
         fdpath(src, sizeof src, srcfd);
         if (mount(src, dst, NULL, MS_BIND | (m->recursive ? MS_REC : 0), NULL) < 0)
             bl_fail(errno, "bind mount %s to %s", m->source, m->dest);
         close(srcfd);
     } else {
-        if (mount(m->source, dst, m->fstype, m->flags, m->data) < 0)
+        // a read-only tmpfs is filled first, then made read-only
+        unsigned long fl = copyfrom >= 0 ? m->flags & ~(unsigned long)MS_RDONLY : m->flags;
+        if (mount(m->source, dst, m->fstype, fl, m->data) < 0)
             bl_fail(errno, "mount %s (%s) to %s", m->source ? m->source : "none", m->fstype, m->dest);
     }
     close(dfd);
+    if (copyfrom >= 0) {
+        int nfd = bl_openat2(rootfd, m->dest, O_PATH, 0, IN_ROOT);
+        if (nfd < 0) bl_fail(errno, "tmpcopyup %s: reopen the mount", m->dest);
+        char np[64];
+        fdpath(np, sizeof np, nfd);
+        int to = open(np, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (to < 0) bl_fail(errno, "tmpcopyup %s: open the new mount", m->dest);
+        copy_tree(copyfrom, to, m->dest, 0);
+        // the tmpfs root takes the covered directory's owner and mode unless mode= says otherwise
+        struct stat st;
+        if (fstat(copyfrom, &st) == 0) {
+            if (fchown(to, st.st_uid, st.st_gid) < 0) bl_fail(errno, "tmpcopyup %s: chown", m->dest);
+            if (!(m->data && (strstr(m->data, "mode=") == m->data || strstr(m->data, ",mode="))) &&
+                fchmod(to, st.st_mode & 07777) < 0)
+                bl_fail(errno, "tmpcopyup %s: chmod", m->dest);
+        }
+        close(to);
+        close(copyfrom);
+        if ((m->flags & MS_RDONLY) && mount(NULL, np, NULL, MS_REMOUNT | m->flags, m->data) < 0)
+            bl_fail(errno, "tmpcopyup %s: remount read-only", m->dest);
+        close(nfd);
+    }
     unsigned long extra = m->flags & ~(unsigned long)(MS_BIND | MS_REC | MS_REMOUNT);
     int need_remount = m->kind == BL_MOUNT_BIND && extra;
     if (!need_remount && !m->npropagation && !m->attr_set && !m->attr_clr) return;

@@ -134,7 +134,6 @@ public struct ContainerPlan {
         var devBound = false
         for m in spec.mounts {
             let f = MountFlags.parse(m.options)
-            if f.tmpcopyup { throw LinuxError(.unsupported, "mount \(m.destination): option tmpcopyup is not supported") }
             if f.idmap || f.recursiveIdmap { throw LinuxError(.unsupported, "mount \(m.destination): idmapped mounts are not supported yet") }
             let isBind = f.isBind || m.type == "bind"
             if m.type == "cgroup" || m.type == "cgroup2" {
@@ -151,6 +150,8 @@ public struct ContainerPlan {
             bm.npropagation = Int32(min(f.propagation.count, 4))
             bm.attr_set = f.attrSet
             bm.attr_clr = f.attrClear
+            // podman puts it on its tmpfs mounts (/run, /tmp, --tmpfs): the image's files stay visible
+            bm.tmpcopyup = f.tmpcopyup ? 1 : 0
             if isBind {
                 guard let src = m.source, !src.isEmpty else {
                     throw LinuxError(.invalidArgument, "mount \(m.destination): a bind mount needs a source")

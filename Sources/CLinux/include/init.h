@@ -42,6 +42,7 @@ struct bl_mount {
     uint64_t attr_set;       // mount_setattr(AT_RECURSIVE) for r* options
     uint64_t attr_clr;
     int ignore_missing_source;
+    int tmpcopyup;           // runc's "tmpcopyup": copy the covered directory's contents into the new mount
 };
 
 struct bl_device {
