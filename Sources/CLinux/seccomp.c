@@ -3,6 +3,7 @@
 #define _GNU_SOURCE
 #include "bl_seccomp.h"
 #include "internal.h"
+#include "sys.h"
 #include <errno.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -154,18 +155,7 @@ static int send_msg_fd(int sock, int type, int fd) {
     struct bl_msg m;
     memset(&m, 0, sizeof m);
     m.type = type;
-    char buf[CMSG_SPACE(sizeof(int))];
-    memset(buf, 0, sizeof buf);
-    struct iovec iov = { .iov_base = &m, .iov_len = sizeof m };
-    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof buf };
-    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    ssize_t r;
-    do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
-    return r == (ssize_t)sizeof m ? 0 : -1;
+    return bl_sendmsg_fd(sock, &m, sizeof m, fd) == (ssize_t)sizeof m ? 0 : -1;
 }
 
 int bl_msg_recv_fd(int sock, struct bl_msg *m, int *fd) {

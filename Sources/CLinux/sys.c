@@ -94,17 +94,11 @@ fail: {
     }
 }
 
-int bl_send_fd(int sock, int fd, const char *name) {
-    struct msghdr msg = {0};
+ssize_t bl_sendmsg_fd(int sock, const void *data, size_t len, int fd) {
     char buf[CMSG_SPACE(sizeof(int))];
     memset(buf, 0, sizeof buf);
-    size_t len = name ? strlen(name) : 0;
-    char one = 0;
-    struct iovec iov = { .iov_base = len ? (void *)name : &one, .iov_len = len ? len : 1 };
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = buf;
-    msg.msg_controllen = sizeof buf;
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = buf, .msg_controllen = sizeof buf };
     struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
     c->cmsg_level = SOL_SOCKET;
     c->cmsg_type = SCM_RIGHTS;
@@ -112,7 +106,13 @@ int bl_send_fd(int sock, int fd, const char *name) {
     memcpy(CMSG_DATA(c), &fd, sizeof(int));
     ssize_t r;
     do { r = sendmsg(sock, &msg, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
-    return r < 0 ? -1 : 0;
+    return r;
+}
+
+int bl_send_fd(int sock, int fd, const char *name) {
+    size_t len = name ? strlen(name) : 0;
+    char one = 0;
+    return bl_sendmsg_fd(sock, len ? name : &one, len ? len : 1, fd) < 0 ? -1 : 0;
 }
 
 int bl_recv_fd(int sock, char *name, size_t namelen) {

@@ -640,6 +640,32 @@ func expectOK(_ r: ProcResult, sourceLocation: SourceLocation = #_sourceLocation
     return r.stdout
 }
 
+/// A listening unix stream socket at `path` (close-on-exec), for the runtime to connect to.
+func listenUnix(_ path: String) throws -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    if fd < 0 { throw HarnessError("socket: \(String(cString: strerror(errno)))") }
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+        close(fd)
+        throw HarnessError("socket path too long")
+    }
+    withUnsafeMutableBytes(of: &addr.sun_path) { p in
+        for (i, b) in bytes.enumerated() { p[i] = b }
+        p[bytes.count] = 0
+    }
+    let rc = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    if rc < 0 || listen(fd, 1) < 0 {
+        let e = errno
+        close(fd)
+        throw HarnessError("bind/listen \(path): \(String(cString: strerror(e)))")
+    }
+    return fd
+}
+
 // MARK: - Console socket (runc's --console-socket: the runtime sends the pty master over SCM_RIGHTS)
 
 final class ConsoleSocket {
@@ -648,20 +674,7 @@ final class ConsoleSocket {
 
     init(path: String) throws {
         self.path = path
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw HarnessError("socket: \(String(cString: strerror(errno)))") }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw HarnessError("socket path too long") }
-        withUnsafeMutableBytes(of: &addr.sun_path) { p in
-            for (i, b) in bytes.enumerated() { p[i] = b }
-            p[bytes.count] = 0
-        }
-        let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if rc < 0 || listen(fd, 1) < 0 { throw HarnessError("bind/listen \(path): \(String(cString: strerror(errno)))") }
+        fd = try listenUnix(path)
     }
 
     deinit { close(fd) }

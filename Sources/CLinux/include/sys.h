@@ -24,6 +24,8 @@ int bl_ensure_cloned_binary(char *const argv[], char *const envp[]);
 int bl_is_cloned_binary(void);
 /// Sends fd over a unix socket with SCM_RIGHTS and `name` as the data (runc's recvtty protocol).
 int bl_send_fd(int sock, int fd, const char *name);
+/// sendmsg of `data` with `fd` attached (SCM_RIGHTS); the byte count or -1.
+ssize_t bl_sendmsg_fd(int sock, const void *data, size_t len, int fd);
 /// Receives one fd; returns it or -1.
 int bl_recv_fd(int sock, char *name, size_t namelen);
 int bl_connect_unix(const char *path);
