@@ -144,12 +144,14 @@ static void init_main(const struct bl_init_config *cfg) {
     const struct bl_process *p = &cfg->process;
     umask(0);
     if (p->setsid && setsid() < 0) bl_fail(errno, "setsid");
+    // mounts and devices first, while the runtime places us in our cgroup and runs createRuntime hooks
+    // (those come before pivot_root, which waits for the go-ahead)
+    int rootfd = -1;
+    if (cfg->has_mount_ns) rootfd = bl_prepare_rootfs(cfg);
     if (cfg->wants_hook_state) receive_state();
     wait_go("init");
 
-    int rootfd = -1;
     if (cfg->has_mount_ns) {
-        rootfd = bl_prepare_rootfs(cfg);
         run_hooks(cfg->create_container_hooks, cfg->ncreate_container_hooks, "createContainer");
         bl_enter_rootfs(cfg, rootfd);
     } else {

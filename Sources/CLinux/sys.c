@@ -254,3 +254,17 @@ unsigned long bl_fs_type(const char *path) {
     if (statfs(path, &s) < 0) return 0;
     return (unsigned long)s.f_type;
 }
+
+pid_t bl_prime_cgroup_attach(const char *procs) {
+    pid_t p = fork();
+    if (p != 0) return p;
+    // keeps the window open until the runtime kills us (at most ~200 ms): a move within one grace
+    // period of the last one does not wait again
+    int fd = open(procs, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) _exit(0);
+    for (int i = 0; i < 100; i++) {
+        if (write(fd, "0", 1) < 0) break;
+        usleep(2000);
+    }
+    _exit(0);
+}

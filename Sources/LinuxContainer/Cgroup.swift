@@ -124,6 +124,18 @@ public struct Cgroup: Sendable, Equatable {
         return "/" + comps.joined(separator: "/")
     }
 
+    /// Starts a no-op cgroup migration in a child process (see bl_prime_cgroup_attach); nil when there is
+    /// no hierarchy to use. The caller reaps the returned pid.
+    public static func primeAttach() -> Int32? {
+        guard let hs = try? hierarchies() else { return nil }
+        let own = ownCgroups()
+        guard let h = hs.first(where: { $0.name == "pids" }) ?? hs.first(where: { !$0.isV2 }) ?? hs.first else { return nil }
+        var rel = own[h.name] ?? "/"
+        if h.root != "/" && rel.hasPrefix(h.root) { rel = String(rel.dropFirst(h.root.count)) }
+        let pid = bl_prime_cgroup_attach(normalize(h.mountPoint + "/" + rel) + "/cgroup.procs")
+        return pid > 0 ? pid : nil
+    }
+
     /// Creates the directories (cpuset: copying cpus/mems down so that tasks may join).
     public func create() throws(LinuxError) {
         for p in paths {

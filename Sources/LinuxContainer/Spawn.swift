@@ -87,28 +87,38 @@ public func spawnInit(_ plan: ContainerPlan, execFifo: String, consoleFD: Int32,
     cfg.pointee.process.parent_fd = parentEnd
     cfg.pointee.process.exec_fifo_fd = fifo
     cfg.pointee.process.console_socket = consoleFD
+    let lateCgroupJoin = (cfg.pointee.new_ns_flags & Int32(BL_CLONE_NEWCGROUP)) == 0
     let child1 = bl_spawn_init(cfg)
     let spawnErrno = errno
     close(childEnd)
     for fd in plan.joinFds { close(fd) }
     if child1 < 0 { throw LinuxError.sys("fork container process", errno: spawnErrno) }
     var initPid: Int32 = -1
-    do {
+    do throws(LinuxError) {
         let m = try channel.receive(expecting: BL_MSG_USERNS_READY, stage: "create namespaces")
         if m.value == 1 { try writeIDMaps(pid: child1, uidMap: plan.uidMap, gidMap: plan.gidMap) }
         if let cg = plan.cgroup {
             try cg.create()
             try cg.apply(plan.resources)
-            try cg.add(pid: child1)
+            // Without a new cgroup namespace the init joins later, while it sets up its mounts: the first
+            // write to cgroup.procs can wait ~10 ms for an RCU grace period, and that way it costs nothing.
+            if !lateCgroupJoin { try cg.add(pid: child1) }
         }
         if let adj = plan.oomScoreAdj { try writeOOMScoreAdj(pid: child1, adj) }
         try channel.send(BL_MSG_GO)
         let p = try channel.receive(expecting: BL_MSG_INIT_PID, stage: "create namespaces")
         initPid = Int32(truncatingIfNeeded: p.value)
         reap(child1)
+        if lateCgroupJoin, let cg = plan.cgroup { try cg.add(pid: initPid) }
         let state = try hooks.afterInitExists(initPid)
-        if plan.wantsHookState { try channel.sendChunked(BL_MSG_STATE, state) }
-        try channel.send(BL_MSG_GO)
+        do throws(LinuxError) {
+            if plan.wantsHookState { try channel.sendChunked(BL_MSG_STATE, state) }
+            try channel.send(BL_MSG_GO)
+        } catch {
+            // the init failed on its own meanwhile (it works ahead): its message says why
+            _ = try channel.receive(expecting: BL_MSG_READY, stage: "set up container")
+            throw error
+        }
         try channel.handOffSeccompFD(cfg.pointee.process.seccomp, pid: initPid, state: state)
         _ = try channel.receive(expecting: BL_MSG_READY, stage: "set up container")
         return initPid

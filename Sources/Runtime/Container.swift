@@ -107,6 +107,15 @@ public struct Runtime: Sendable {
         copts.consoleSocket = options.consoleSocket
         copts.ownConsole = ownConsole
         let cgroupsPath = spec.linux?.cgroupsPath ?? "/\(id)"
+        // the first cgroup.procs write waits for an RCU grace period: start one now, in parallel
+        let primer = Cgroup.primeAttach()
+        defer {
+            if let p = primer {
+                Glibc.kill(p, SIGKILL)
+                var st: Int32 = 0
+                _ = bl_waitpid(p, &st, 0)
+            }
+        }
         let plan = try linux { () throws(LinuxError) in
             try ContainerPlan(spec: spec, bundle: bundle, cgroupsPath: cgroupsPath, options: copts)
         }

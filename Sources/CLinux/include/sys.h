@@ -59,6 +59,12 @@ enum {
     BL_CLONE_NEWPID = 0x20000000,
     BL_CLONE_NEWNET = 0x40000000,
 };
+/// Forks a child that keeps moving itself into its own cgroup (`procs`, a cgroup.procs file): no-op
+/// moves that take the kernel's cgroup-migration lock, whose first taker waits ~10 ms for an RCU grace
+/// period and which stays cheap for one grace period after each use. Started early, the wait overlaps
+/// the runtime's own work and the container's cgroup.procs writes find it cheap. Returns the child's pid
+/// (kill and reap it once the container is placed) or -1.
+pid_t bl_prime_cgroup_attach(const char *procs);
 /// statfs(2) f_type of a path, or 0.
 unsigned long bl_fs_type(const char *path);
 enum { BL_O_PATH = 010000000 };
