@@ -117,7 +117,7 @@ public struct Resources: Sendable, Equatable {
     public var isEmpty: Bool { self == Resources() }
 
     /// Only device rules (the part a rootless container may go without, as runc does).
-    var onlyDevices: Bool {
+    public var onlyDevices: Bool {
         var r = self
         r.devices = []
         return r.isEmpty

@@ -97,8 +97,16 @@ public func spawnInit(_ plan: ContainerPlan, execFifo: String, consoleFD: Int32,
     do throws(LinuxError) {
         let m = try channel.receive(expecting: BL_MSG_USERNS_READY, stage: "create namespaces")
         if m.value == 1 { try writeIDMaps(pid: child1, uidMap: plan.uidMap, gidMap: plan.gidMap) }
-        if let cg = plan.cgroup {
-            try cg.create()
+        var cgroup = plan.cgroup
+        if let cg = cgroup {
+            do { try cg.create() } catch {
+                // rootless without delegation: no cgroup at all, as runc and crun do, when no limit was asked
+                guard geteuid() != 0, error.code == .permissionDenied, plan.resources.onlyDevices else { throw error }
+                Cgroup.warn("\(error.message): running without a cgroup (not writable by uid \(geteuid()); no limits were requested)")
+                cgroup = nil
+            }
+        }
+        if let cg = cgroup {
             try cg.apply(plan.resources)
             // Without a new cgroup namespace the init joins later, while it sets up its mounts: the first
             // write to cgroup.procs can wait ~10 ms for an RCU grace period, and that way it costs nothing.
@@ -109,7 +117,7 @@ public func spawnInit(_ plan: ContainerPlan, execFifo: String, consoleFD: Int32,
         let p = try channel.receive(expecting: BL_MSG_INIT_PID, stage: "create namespaces")
         initPid = Int32(truncatingIfNeeded: p.value)
         reap(child1)
-        if lateCgroupJoin, let cg = plan.cgroup { try cg.add(pid: initPid) }
+        if lateCgroupJoin, let cg = cgroup { try cg.add(pid: initPid) }
         let state = try hooks.afterInitExists(initPid)
         do throws(LinuxError) {
             if plan.wantsHookState { try channel.sendChunked(BL_MSG_STATE, state) }
