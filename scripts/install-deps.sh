@@ -3,7 +3,10 @@
 # everything is there (dpkg -s only). Debian 12, as root. Never installs `busybox` (the glibc build), which
 # conflicts with busybox-static. The Swift toolchain is not installed here.
 set -euo pipefail
-pkgs=(busybox-static runc crun libseccomp-dev hyperfine gcc libc6-dev make jq time util-linux procps containerd podman)
+# podman's recommended helpers are listed explicitly: --no-install-recommends would leave them out, and the
+# engine tests were written against podman with them (network backend, init, id mapping).
+pkgs=(busybox-static runc crun libseccomp-dev hyperfine gcc libc6-dev make jq time util-linux procps containerd podman
+      conmon netavark aardvark-dns containernetworking-plugins slirp4netns catatonit uidmap fuse-overlayfs)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
