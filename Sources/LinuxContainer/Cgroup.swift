@@ -29,12 +29,23 @@ public struct Cgroup: Sendable, Equatable {
         public var isV2: Bool
     }
 
+    /// The parse of /proc/self/mountinfo, read once: a create asks for it up to four times (the primer,
+    /// resolve, the cgroup mount, v2 controllers) and the runtime itself never mounts in its own namespace.
+    nonisolated(unsafe) static var parsedHierarchies: [Hierarchy]?
+
     public static func hierarchies() throws(LinuxError) -> [Hierarchy] {
+        if let hs = parsedHierarchies { return hs }
+        let hs = try readHierarchies()
+        parsedHierarchies = hs
+        return hs
+    }
+
+    static func readHierarchies() throws(LinuxError) -> [Hierarchy] {
         let text = try FS.readString("/proc/self/mountinfo")
         var out: [Hierarchy] = []
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard let dash = parts.firstIndex(of: "-"), dash + 3 < parts.count + 0, parts.count > dash + 3 else { continue }
+            guard let dash = parts.firstIndex(of: "-"), parts.count > dash + 3 else { continue }
             let fstype = parts[dash + 1]
             guard fstype == "cgroup" || fstype == "cgroup2" else { continue }
             let root = unescape(String(parts[3]))

@@ -8,7 +8,6 @@ import OCI
 extension Runtime {
     /// Writes `resources` into the cgroup of container `id` (created, running or paused).
     public func update(_ id: String, resources: Resources) throws(RuntimeError) {
-        Cgroup.warn = { Log.warn($0) }
         let lock = try root.lock(id)
         _ = lock
         let r = try root.load(id)

@@ -28,6 +28,8 @@ public struct Runtime: Sendable {
         self.root = StateRoot(path: root)
         // not a valid container id, so never a container's state directory
         Seccomp.cacheDirectory = root + "/@seccomp-cache"
+        // cgroup warnings (ignored fields, rootless without a cgroup) go where our log goes
+        Cgroup.warn = { Log.warn($0) }
     }
 
     // MARK: status
@@ -160,6 +162,8 @@ public struct Runtime: Sendable {
             }
             if consoleFD >= 0 && !ownConsole { close(consoleFD) }
             consoleFD = -1
+            // rootless without delegation runs without one: then the record must not claim it
+            if let cg = record.cgroup, !cg.exists { record.cgroup = nil }
             guard let ref = ProcessRef.current(pid) else { throw RuntimeError(.system, "container init \(pid) exited during create") }
             record.pid = pid
             record.startTime = ref.startTime
@@ -241,7 +245,7 @@ public struct Runtime: Sendable {
         if st == .stopped && !all { throw RuntimeError(.failedPrecondition, "container not running") }
         if st == .creating { throw RuntimeError(.failedPrecondition, "container \"\(id)\" is still being created") }
         if all, let cg = r.cgroup {
-            if st == .paused && sig == SIGKILL { Self.thaw(cg) }
+            if st == .paused && sig == SIGKILL { try? freeze(cg, false) }
             for pid in cg.pids() { _ = Glibc.kill(pid, sig) }
             return
         }
@@ -249,13 +253,6 @@ public struct Runtime: Sendable {
         do { try p.signal(sig) } catch {
             if error.code == .notFound { throw RuntimeError(.failedPrecondition, "container not running") }
             throw RuntimeError(error)
-        }
-    }
-
-    static func thaw(_ cg: Cgroup) {
-        switch cg.mode {
-        case .v1: if let f = cg.paths.first(where: { $0.name == "freezer" }) { try? FS.writeFile(f.dir + "/freezer.state", "THAWED") }
-        case .v2: if let d = cg.paths.first { try? FS.writeFile(d.dir + "/cgroup.freeze", "0") }
         }
     }
 
@@ -285,11 +282,11 @@ public struct Runtime: Sendable {
     /// Kills what is left, removes the cgroup, runs poststop hooks, removes the state.
     func destroy(_ r: ContainerRecord, status st: Status) throws(RuntimeError) {
         if let cg = r.cgroup {
-            if st == .paused { Self.thaw(cg) }
+            if st == .paused { try? freeze(cg, false) }
             for _ in 0..<3 {
                 let pids = cg.pids()
                 if pids.isEmpty { break }
-                if st == .paused { Self.thaw(cg) }
+                if st == .paused { try? freeze(cg, false) }
                 for pid in pids { _ = Glibc.kill(pid, SIGKILL) }
                 for pid in pids { _ = ProcessRef.current(pid)?.waitGone(timeoutMs: 2000) }
             }
