@@ -36,7 +36,7 @@ public enum Seccomp {
     public static var libseccompVersion: String {
         var buf = [CChar](repeating: 0, count: 32)
         bl_seccomp_version(&buf, buf.count)
-        return String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(cBuffer: buf)
     }
 
     /// Checks linux.seccomp and builds its filter (nothing is loaded). nil when the profile is empty (no
@@ -141,11 +141,11 @@ public enum Seccomp {
         cfg.listener_metadata = CMemory.optionalString(listenerMetadata)
         var err = [CChar](repeating: 0, count: 1024)
         guard let f = bl_seccomp_build(&cfg, &err, err.count) else {
-            let text = String(decoding: err.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = String(cBuffer: err)
             throw LinuxError(.invalidArgument, text)
         }
         if bl_seccomp_export(f, &err, err.count) != 0 {
-            let text = String(decoding: err.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let text = String(cBuffer: err)
             throw LinuxError(.system, text)
         }
         storeProgram(key, f)
@@ -202,10 +202,7 @@ extension SyncChannel {
             throw LinuxError.sys("load seccomp filter: receive from container process", errno: e)
         }
         let notifyFD = OwnedFD(taking: fd)
-        if m.type == Int32(BL_MSG_ERROR.rawValue) {
-            let text = withUnsafeBytes(of: m.text) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            throw LinuxError(.system, text, errno: m.err == 0 ? nil : m.err)
-        }
+        if let e = m.childError { throw e }
         guard m.type == Int32(BL_MSG_SECCOMP_FD.rawValue), notifyFD.raw >= 0 else {
             throw LinuxError(.system, "load seccomp filter: expected the seccomp notify fd, got message \(m.type)")
         }

@@ -5,6 +5,15 @@ import Glibc
 #endif
 import CLinux
 
+extension bl_msg {
+    /// A child's BL_MSG_ERROR as the error it reports ("operation object: cause"); nil for other messages.
+    var childError: LinuxError? {
+        guard type == Int32(BL_MSG_ERROR.rawValue) else { return nil }
+        let text = withUnsafeBytes(of: self.text) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
+        return LinuxError(.system, text, errno: err == 0 ? nil : err)
+    }
+}
+
 /// The parent end of the sync socket.
 struct SyncChannel: ~Copyable {
     let fd: OwnedFD
@@ -23,10 +32,7 @@ struct SyncChannel: ~Copyable {
             if e == 0 { throw LinuxError(.system, "\(stage): container init exited unexpectedly") }
             throw LinuxError.sys("\(stage): receive from container init", errno: e)
         }
-        if m.type == Int32(BL_MSG_ERROR.rawValue) {
-            let text = withUnsafeBytes(of: m.text) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-            throw LinuxError(.system, text, errno: m.err == 0 ? nil : m.err)
-        }
+        if let e = m.childError { throw e }
         if m.type != Int32(expecting.rawValue) {
             throw LinuxError(.system, "\(stage): unexpected message \(m.type) from container init")
         }
@@ -182,10 +188,7 @@ public struct ExecHandle: ~Copyable {
         var m = bl_msg()
         while true {
             if bl_msg_recv(channel.fd.raw, &m) < 0 { return }
-            if m.type == Int32(BL_MSG_ERROR.rawValue) {
-                let text = withUnsafeBytes(of: m.text) { String(decoding: $0.prefix(while: { $0 != 0 }), as: UTF8.self) }
-                throw LinuxError(.system, text, errno: m.err == 0 ? nil : m.err)
-            }
+            if let e = m.childError { throw e }
         }
     }
 }
@@ -252,7 +255,7 @@ public func runHook(_ hook: bl_hook, state: String) throws(LinuxError) {
     var err = [CChar](repeating: 0, count: 1024)
     let r = state.withCString { s in bl_run_hook(&h, s, &err, err.count) }
     if r != 0 {
-        let text = String(decoding: err.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let text = String(cBuffer: err)
         throw LinuxError(.system, text)
     }
 }

@@ -170,3 +170,10 @@ public enum FS {
         return String(cString: p)
     }
 }
+
+extension String {
+    /// The NUL-terminated text in a C buffer (the whole buffer when it has no NUL).
+    public init(cBuffer buf: [CChar]) {
+        self = String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -190,7 +190,7 @@ public struct Runtime: Sendable {
     func currentDirectory() -> String {
         var buf = [CChar](repeating: 0, count: 4097)
         guard getcwd(&buf, 4096) != nil else { return "." }
-        return String(decoding: buf.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(cBuffer: buf)
     }
 
     // MARK: start
