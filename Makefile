@@ -5,10 +5,12 @@ SHELL := /bin/bash
 SWIFT        ?= swift
 FIXTURES     := $(abspath fixtures/cache)
 PROBE        := $(FIXTURES)/probe
+IMAGES       := $(FIXTURES)/images
+BERTH_IMAGE  ?= $(abspath .build-static/release/berth-image)
 RUNTIME      := $(abspath .build-static/release/berth-runtime)
 STATIC_FLAGS := -c release --static-swift-stdlib -Xswiftc -static-executable --scratch-path .build-static
 
-.PHONY: build runtime probe fixtures deps test demo bench clean
+.PHONY: build runtime probe fixtures image-fixtures deps test demo bench bench-pull clean
 
 build: runtime probe
 
@@ -23,6 +25,12 @@ $(PROBE): tests/probe/probe.c
 
 fixtures: probe
 	scripts/fixtures.sh $(FIXTURES)
+	scripts/image-fixtures.sh $(IMAGES)
+
+# OCI image layouts for the Images tests and bench/pull (from the rootfs above), in $(BERTH_FIXTURES)/images
+image-fixtures: probe
+	scripts/fixtures.sh $(FIXTURES)
+	scripts/image-fixtures.sh $(IMAGES)
 
 deps:
 	scripts/install-deps.sh
@@ -39,6 +47,10 @@ demo: deps build fixtures
 
 bench: deps build fixtures
 	BERTH_RUNTIME=$(RUNTIME) BERTH_FIXTURES=$(FIXTURES) bench/runtime
+
+# Cold pulls from a local registry: berth-image (BERTH_IMAGE, left out if missing) against ctr, skopeo+umoci, podman
+bench-pull: deps image-fixtures
+	BERTH_IMAGE=$(BERTH_IMAGE) BERTH_FIXTURES=$(FIXTURES) bench/pull
 
 clean:
 	rm -rf .build-static .build-test fixtures/cache fixtures/out

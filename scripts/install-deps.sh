@@ -5,8 +5,11 @@
 set -euo pipefail
 # podman's recommended helpers are listed explicitly: --no-install-recommends would leave them out, and the
 # engine tests were written against podman with them (network backend, init, id mapping).
+# Images: zlib, zstd and OpenSSL headers for the Swift module; registry, skopeo, umoci, zstd, htpasswd, setcap,
+# curl and python3 for the image fixtures (scripts/image-fixtures.sh), the test registry and bench/pull.
 pkgs=(busybox-static runc crun libseccomp-dev hyperfine gcc libc6-dev make jq time util-linux procps containerd podman
-      conmon netavark aardvark-dns containernetworking-plugins slirp4netns catatonit uidmap fuse-overlayfs)
+      conmon netavark aardvark-dns containernetworking-plugins slirp4netns catatonit uidmap fuse-overlayfs
+      docker-registry skopeo umoci apache2-utils libzstd-dev zstd zlib1g-dev libssl-dev libcap2-bin curl python3)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
