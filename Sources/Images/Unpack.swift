@@ -47,9 +47,14 @@ public struct UnpackOptions: Sendable, Equatable {
     /// chown every entry to its uid/gid. As root a failing chown is an error. false leaves everything
     /// owned by the caller (rootless, without an id mapping).
     public var preserveOwners: Bool
+    /// Decompress and hash on the caller's thread while a second thread parses the tar and writes the
+    /// files (gzip layers only): inflate and the filesystem work then overlap. `feed` still
+    /// reports every error, at the latest by `finish`.
+    public var pipelined: Bool
 
-    public init(preserveOwners: Bool = true) {
+    public init(preserveOwners: Bool = true, pipelined: Bool = true) {
         self.preserveOwners = preserveOwners
+        self.pipelined = pipelined
     }
 }
 
@@ -72,6 +77,7 @@ public final class LayerUnpacker {
     public let expectedDiffID: Digest?
     public let options: UnpackOptions
     /// What was skipped, one line each ("layer entry \"dev/kmsg\": character device 1:11 not created: …").
+    /// Complete once `finish` returned (a pipelined unpacker adds to it on its writer thread until then).
     public private(set) var warnings: [String] = []
 
     private var rootFD: Int32
@@ -137,7 +143,13 @@ public final class LayerUnpacker {
         reader = TarReader(maxMetadataBytes: limits.maxMetadataBytes)
     }
 
-    deinit { closeAll() }
+    /// the writer thread, when pipelined (started by the first feed)
+    private var pipeline: Pipeline?
+
+    deinit {
+        pipeline?.stop()
+        closeAll()
+    }
 
     /// Decompresses, hashes and applies the next bytes of the layer.
     public func feed(_ compressedChunk: UnsafeRawBufferPointer) throws {
@@ -175,6 +187,7 @@ public final class LayerUnpacker {
         try checkRunning()
         do {
             try decompressor.finish()
+            try drainPipeline()
             try reader.finish()
             try applyDirectoryTimes()
         } catch {
@@ -222,8 +235,26 @@ public final class LayerUnpacker {
                 + "the limit for it: refusing it as a decompression bomb")
         }
         hasher.update(bytes)
+        // zstd inflates several times faster than gzip: handing its output over costs more than it saves
+        if options.pipelined && compression == .gzip {
+            if pipeline == nil { pipeline = try Pipeline(self) }
+            try pipeline!.put(bytes)
+            return
+        }
+        try writeTar(bytes)
+    }
+
+    /// The tar stream into files (on the writer thread when pipelined).
+    fileprivate func writeTar(_ bytes: UnsafeRawBufferPointer) throws {
         if reader.isEnded { return }  // what follows the end blocks is hashed, not unpacked
         try reader.feed(bytes) { try self.handle($0) }
+    }
+
+    /// Waits for the writer thread to write all it was given and rethrows its error.
+    private func drainPipeline() throws {
+        guard let p = pipeline else { return }
+        pipeline = nil
+        try p.finish()
     }
 
     private func handle(_ event: TarEvent) throws {
@@ -241,6 +272,9 @@ public final class LayerUnpacker {
     }
 
     private func fail() {
+        // the writer thread uses the fds: it stops before they are closed
+        pipeline?.stop()
+        pipeline = nil
         phase = .failed
         closeAll()
     }
@@ -935,5 +969,140 @@ private func makeDevice(_ major: UInt32, _ minor: UInt32) -> dev_t {
 extension timespec {
     fileprivate init(_ t: TarTime) {
         self.init(tv_sec: Int(t.seconds), tv_nsec: Int(t.nanoseconds))
+    }
+}
+
+// MARK: - the writer thread
+
+/// Hands decompressed bytes from the caller's thread to a writer thread through a few 1 MiB buffers.
+/// The writer owns the tar reader and every fd while it runs; the caller touches them again only after
+/// `finish` or `stop` joined it. An error of the writer is kept and thrown by the next `put`.
+private final class Pipeline: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    private var cond = pthread_cond_t()
+    private var free: [UnsafeMutableRawBufferPointer] = []
+    private var queued: [(UnsafeMutableRawBufferPointer, Int)] = []
+    private var all: [UnsafeMutableRawBufferPointer] = []
+    private var current: UnsafeMutableRawBufferPointer?
+    private var fill = 0
+    private var closed = false
+    private var cancelled = false
+    private var failure: (any Error)?
+    private var thread = pthread_t()
+    private var joined = false
+    /// unowned: the unpacker joins the thread before it goes away
+    private unowned(unsafe) let unpacker: LayerUnpacker
+    private static let bufferSize = 1 << 20
+
+    init(_ unpacker: LayerUnpacker) throws {
+        self.unpacker = unpacker
+        pthread_mutex_init(&mutex, nil)
+        pthread_cond_init(&cond, nil)
+        for _ in 0..<4 {
+            let b = UnsafeMutableRawBufferPointer.allocate(byteCount: Self.bufferSize, alignment: 64)
+            all.append(b)
+            free.append(b)
+        }
+        let box = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, nil, { arg in
+            let p = Unmanaged<Pipeline>.fromOpaque(arg!).takeRetainedValue()
+            p.run()
+            return nil
+        }, box)
+        if rc != 0 {
+            Unmanaged<Pipeline>.fromOpaque(box).release()
+            joined = true
+            throw ImagesError.system("unpack layer: start the writer thread", errno: rc)
+        }
+    }
+
+    deinit {
+        for b in all { b.deallocate() }
+        pthread_cond_destroy(&cond)
+        pthread_mutex_destroy(&mutex)
+    }
+
+    /// Copies `bytes` into the buffers, handing each full one to the writer.
+    func put(_ bytes: UnsafeRawBufferPointer) throws {
+        pthread_mutex_lock(&mutex)
+        let failed = failure
+        pthread_mutex_unlock(&mutex)
+        if let failed { throw failed }
+        var offset = 0
+        while offset < bytes.count {
+            if current == nil { current = try take() }
+            let n = min(Self.bufferSize - fill, bytes.count - offset)
+            (current!.baseAddress! + fill).copyMemory(from: bytes.baseAddress! + offset, byteCount: n)
+            fill += n
+            offset += n
+            if fill == Self.bufferSize { hand() }
+        }
+    }
+
+    /// Hands on the last buffer, waits for the writer to finish and rethrows its error.
+    func finish() throws {
+        if current != nil && fill > 0 { hand() }
+        pthread_mutex_lock(&mutex)
+        closed = true
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+        join()
+        if let failure { throw failure }
+    }
+
+    /// Abandons what is queued and joins the writer.
+    func stop() {
+        pthread_mutex_lock(&mutex)
+        cancelled = true
+        closed = true
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+        join()
+    }
+
+    private func join() {
+        if joined { return }
+        joined = true
+        pthread_join(thread, nil)
+    }
+
+    private func take() throws -> UnsafeMutableRawBufferPointer {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        while free.isEmpty && failure == nil { pthread_cond_wait(&cond, &mutex) }
+        if let failure { throw failure }
+        return free.removeLast()
+    }
+
+    private func hand() {
+        pthread_mutex_lock(&mutex)
+        queued.append((current!, fill))
+        pthread_cond_broadcast(&cond)
+        pthread_mutex_unlock(&mutex)
+        current = nil
+        fill = 0
+    }
+
+    private func run() {
+        while true {
+            pthread_mutex_lock(&mutex)
+            while queued.isEmpty && !closed { pthread_cond_wait(&cond, &mutex) }
+            if cancelled || queued.isEmpty {
+                pthread_mutex_unlock(&mutex)
+                return
+            }
+            let (buffer, count) = queued.removeFirst()
+            let failed = failure != nil
+            pthread_mutex_unlock(&mutex)
+            var error: (any Error)?
+            if !failed {
+                do { try unpacker.writeTar(UnsafeRawBufferPointer(rebasing: buffer[0..<count])) } catch let e { error = e }
+            }
+            pthread_mutex_lock(&mutex)
+            if let error, failure == nil { failure = error }
+            free.append(buffer)
+            pthread_cond_broadcast(&cond)
+            pthread_mutex_unlock(&mutex)
+        }
     }
 }

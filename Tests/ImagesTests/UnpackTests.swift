@@ -569,4 +569,71 @@ private let netRawCapability: [UInt8] = [0x01, 0, 0, 0x02, 0, 0x20, 0, 0] + Arra
             #expect(fcntl(fd, F_GETFD) >= 0)  // the caller's fd stays open
         }
     }
+
+    // MARK: the writer thread
+
+    @Test func pipelinedAndSerialUnpackAgree() throws {
+        try UnpackScratch.with { s in
+            let tarBytes = try K.tar { w in
+                for i in 0..<300 {
+                    try w.append(TarEntry(.regular, path: "d\(i % 7)/f\(i)", mode: 0o640, uid: Int64(i), gid: 3,
+                                          modificationTime: TarTime(seconds: Int64(1_000_000 + i))),
+                                 contents: (0..<(i * 997 % 50_000)).map { UInt8(truncatingIfNeeded: $0 &+ i) })
+                }
+                try w.append(TarEntry(.regular, path: "big"), contents: Array(repeating: 5, count: 5 << 20))
+            }
+            let gz = try compress(tarBytes, .gzip)
+            var trees: [[String]] = []
+            for pipelined in [true, false] {
+                let root = s.root + (pipelined ? "/p" : "/s")
+                try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: false)
+                let u = try LayerUnpacker(rootPath: root, compression: .gzip, mode: .apply,
+                                          options: UnpackOptions(pipelined: pipelined))
+                try gz.withUnsafeBytes { raw in
+                    var i = 0
+                    while i < raw.count {
+                        let n = min(10_000, raw.count - i)
+                        try u.feed(UnsafeRawBufferPointer(rebasing: raw[i..<(i + n)]))
+                        i += n
+                    }
+                }
+                let (d, size) = try u.finish()
+                #expect(d == StreamHasher.digest(tarBytes) && size == Int64(tarBytes.count))
+                trees.append(try snapshot(root))
+            }
+            // the d* directories have no entries of their own: their mtimes are when they were made
+            let stripped = trees.map { $0.map { $0.hasPrefix("d") && !$0.contains("/") ? String($0.prefix(while: { $0 != " " })) : $0 } }
+            #expect(stripped[0] == stripped[1])
+            #expect(trees[0].count > 300)
+        }
+    }
+
+    @Test func writerThreadErrorsReachTheCaller() throws {
+        try UnpackScratch.with { s in
+            let tarBytes = try K.tar { w in
+                try w.append(TarEntry(.regular, path: "ok"), contents: Array(repeating: 1, count: 3 << 20))
+                try w.append(TarEntry(.regular, path: "../escape"), contents: [1])
+                try w.append(TarEntry(.regular, path: "after"), contents: Array(repeating: 2, count: 3 << 20))
+            }
+            let gz = try compress(tarBytes, .gzip)
+            let e = #expect(throws: ImagesError.self) { try unpack(gz, into: s.root, compression: .gzip, chunk: 4096) }
+            #expect(e?.code == .invalidContent && e?.message.contains("../escape") == true)
+            #expect(K.lstatOf(s.root + "/after") == nil)
+            #expect(s.openFDsInside().isEmpty)
+        }
+    }
+
+    @Test func anAbandonedUnpackerStopsItsThreadAndClosesItsFDs() throws {
+        try UnpackScratch.with { s in
+            let tarBytes = try K.tar { w in
+                for i in 0..<50 { try w.append(TarEntry(.regular, path: "f\(i)"), contents: Array(repeating: 1, count: 200_000)) }
+            }
+            let gz = try compress(tarBytes, .gzip)
+            do {
+                let u = try LayerUnpacker(rootPath: s.root, compression: .gzip, mode: .apply)
+                try gz.withUnsafeBytes { try u.feed(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count / 2)])) }
+            }
+            #expect(s.openFDsInside().isEmpty)
+        }
+    }
 }
