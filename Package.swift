@@ -8,6 +8,14 @@ let package = Package(
     name: "berth",
     products: [
         .executable(name: "berth-runtime", targets: ["berth-runtime"]),
+        .executable(name: "berth-image", targets: ["berth-image"]),
+        .library(name: "Images", targets: ["Images"]),
+    ],
+    dependencies: [
+        // Daemon side only: nothing of the runtime chain depends on these.
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("seccomp")]),
@@ -15,7 +23,19 @@ let package = Package(
         .target(name: "LinuxContainer", dependencies: ["CLinux", "OCI"]),
         .target(name: "Runtime", dependencies: ["LinuxContainer", "OCI", "CLinux"]),
         .executableTarget(name: "berth-runtime", dependencies: ["Runtime"]),
+        // The image half of the engine: content store, registry client, unpack, snapshots, image store, GC.
+        .target(name: "CImages", linkerSettings: [.linkedLibrary("z"), .linkedLibrary("zstd"), .linkedLibrary("crypto")]),
+        .target(name: "Images", dependencies: [
+            "OCI", "CImages", "CLinux", "LinuxContainer",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
+        .executableTarget(name: "berth-image", dependencies: ["Images"]),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
+        .testTarget(name: "ImagesTests", dependencies: ["Images", "OCI"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]
