@@ -9,7 +9,7 @@ set -euo pipefail
 # curl and python3 for the image fixtures (scripts/image-fixtures.sh), the test registry and bench/pull.
 pkgs=(busybox-static runc crun libseccomp-dev hyperfine gcc libc6-dev make jq time util-linux procps containerd podman
       conmon netavark aardvark-dns containernetworking-plugins slirp4netns catatonit uidmap fuse-overlayfs
-      docker-registry skopeo umoci apache2-utils libzstd-dev zstd zlib1g-dev libssl-dev libcap2-bin curl python3)
+      docker-registry skopeo umoci apache2-utils libzstd-dev zstd zlib1g-dev libssl-dev libcap2-bin curl python3 python3-cryptography)
 missing=()
 for p in "${pkgs[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

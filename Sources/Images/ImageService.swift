@@ -76,7 +76,11 @@ public final class ImageService: Sendable {
             let candidates = index.manifests.filter { d in
                 (MediaType.isManifest(d.mediaType) || MediaType.isIndex(d.mediaType)) && (d.platform.map { want.matches($0) } ?? false)
             }
-            guard let chosen = candidates.first(where: { content.contains($0.digest) }) ?? candidates.first else {
+            // No platform asked for: the host's when it is here, else whichever one was pulled (`pull
+            // --platform linux/arm64` on an amd64 host, then `inspect`).
+            let present = index.manifests.filter { MediaType.isManifest($0.mediaType) && content.contains($0.digest) }
+            let fallback = platform == nil ? present.first : nil
+            guard let chosen = candidates.first(where: { content.contains($0.digest) }) ?? fallback ?? candidates.first else {
                 throw ImagesError(.notFound, "no manifest for platform \(want) in index \(target.digest) "
                     + "(it has: \(index.manifests.compactMap { $0.platform?.description }.joined(separator: ", ")))")
             }

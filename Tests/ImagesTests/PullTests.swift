@@ -161,6 +161,8 @@ struct PullTests {
             let arm = try await service.pull("\(host)/index:latest", platform: try Platform(parsing: "linux/arm64"))
             let (_, m) = try service.manifest(for: arm.target, platform: try Platform(parsing: "linux/arm64"))
             #expect(try service.config(of: m).0.architecture == "arm64")
+            // Asked without a platform, the one that was pulled is the image (the host's is not here).
+            #expect(try service.inspect("\(host)/index:latest").platform.architecture == "arm64")
             let e = await #expect(throws: ImagesError.self) {
                 try await service.pull("\(host)/index:latest", platform: try Platform(parsing: "linux/s390x"))
             }
