@@ -189,15 +189,8 @@ public final class ContentWriter {
             throw ImagesError(.invalidContent, "blob \(expected.digest): more than the \(expected.size) bytes its descriptor declares")
         }
         hasher.update(chunk)
-        var off = 0
-        while off < chunk.count {
-            let n = Glibc.write(fd, chunk.baseAddress! + off, chunk.count - off)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ImagesError.system("write ingest of \(expected.digest)", errno: errno)
-            }
-            off += n
-        }
+        let e = writeAll(fd, chunk)
+        if e != 0 { throw ImagesError.system("write ingest of \(expected.digest)", errno: e) }
         written += Int64(chunk.count)
     }
 

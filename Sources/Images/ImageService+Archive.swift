@@ -172,7 +172,6 @@ extension ImageService {
             files[c.name] = StagedFile(path: c.path, digest: c.hasher.finish(), size: c.size)
         }
         let reader = TarReader()
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
         var sawEnd = false
         func handle(_ event: TarEvent) throws {
             switch event {
@@ -195,15 +194,8 @@ extension ImageService {
             case .data(let chunk):
                 guard let c = current else { return }
                 c.hasher.update(chunk)
-                var off = 0
-                while off < chunk.count {
-                    let n = write(c.fd, chunk.baseAddress! + off, chunk.count - off)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw ImagesError.system("stage \(c.name)", errno: errno)
-                    }
-                    off += n
-                }
+                let e = writeAll(c.fd, chunk)
+                if e != 0 { throw ImagesError.system("stage \(c.name)", errno: e) }
                 current?.size += Int64(chunk.count)
             case .entryEnd:
                 try closeCurrent()
@@ -212,15 +204,7 @@ extension ImageService {
             }
         }
         do {
-            while true {
-                let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw ImagesError.system("read \(path)", errno: errno)
-                }
-                if n == 0 { break }
-                try buf.withUnsafeBytes { try reader.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n]), handle) }
-            }
+            try forEachChunk(of: fd, what: path) { try reader.feed($0, handle) }
             try reader.finish()
             try closeCurrent()
         } catch {
@@ -378,32 +362,24 @@ extension ImageService {
             let out = FDSink(fd: dst, what: blobPath)
             defer { close(dst) }
             let hasher = StreamHasher()
-            var buf = [UInt8](repeating: 0, count: 1 << 20)
             var unpacker: LayerUnpacker?
             var compression = LayerCompression.none
             let (dir, mode) = try snapshots.beginLayer(parent: nil)
             var size: Int64 = 0
             do {
-                while true {
-                    let n = buf.withUnsafeMutableBytes { read(src, $0.baseAddress, $0.count) }
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        throw ImagesError.system("read \(path)", errno: errno)
-                    }
-                    if n == 0 { break }
+                try forEachChunk(of: src, what: path) { chunk in
                     if unpacker == nil {
-                        if n >= 2 && buf[0] == 0x1f && buf[1] == 0x8b { compression = .gzip }
-                        if n >= 4 && Array(buf[0..<4]) == [0x28, 0xb5, 0x2f, 0xfd] { compression = .zstd }
+                        // The first chunk says the compression (magic bytes), as `docker import` sniffs it.
+                        let m = Array(chunk.prefix(4))
+                        if m.count >= 2 && m[0] == 0x1f && m[1] == 0x8b { compression = .gzip }
+                        if m == [0x28, 0xb5, 0x2f, 0xfd] { compression = .zstd }
                         unpacker = try LayerUnpacker(rootPath: dir + "/fs", compression: compression, mode: mode,
                                                      limits: UnpackLimits(maxUncompressedBytes: Int64.max), expectedDiffID: nil)
                     }
-                    try buf.withUnsafeBytes { raw in
-                        let chunk = UnsafeRawBufferPointer(rebasing: raw[0..<n])
-                        hasher.update(chunk)
-                        try out.write(chunk)
-                        try unpacker?.feed(chunk)
-                    }
-                    size += Int64(n)
+                    hasher.update(chunk)
+                    try out.write(chunk)
+                    try unpacker?.feed(chunk)
+                    size += Int64(chunk.count)
                 }
                 guard let unpacker else { throw ImagesError(.invalidContent, "\(path) is empty") }
                 let (diffID, _) = try unpacker.finish()
@@ -438,15 +414,8 @@ struct FDSink {
     let fd: Int32
     let what: String
     func write(_ chunk: UnsafeRawBufferPointer) throws(ImagesError) {
-        var off = 0
-        while off < chunk.count {
-            let n = Glibc.write(fd, chunk.baseAddress! + off, chunk.count - off)
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ImagesError.system("write \(what)", errno: errno)
-            }
-            off += n
-        }
+        let e = writeAll(fd, chunk)
+        if e != 0 { throw ImagesError.system("write \(what)", errno: e) }
     }
 }
 

@@ -337,16 +337,7 @@ public final class ImageService: Sendable {
         let fd = open(content.path(layer.digest), O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw ImagesError.system("open blob \(layer.digest)", errno: errno) }
         defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw ImagesError.system("read blob \(layer.digest)", errno: errno)
-            }
-            if n == 0 { break }
-            try buf.withUnsafeBytes { try unpacker.feed(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
-        }
+        try unpacker.feed(fd: fd)
     }
 
     /// Unpacks every layer of a stored image that has no snapshot yet (after a load or an import).

@@ -697,16 +697,8 @@ public final class TarWriter {
     /// Writes to `fd` (not closed by the writer).
     public convenience init(fd: Int32) {
         self.init { bytes in
-            var done = 0
-            while done < bytes.count {
-                let n = write(fd, bytes.baseAddress! + done, bytes.count - done)
-                if n < 0 {
-                    let e = errno
-                    if e == EINTR { continue }
-                    throw ImagesError.system("write tar stream", errno: e)
-                }
-                done += n
-            }
+            let e = writeAll(fd, bytes)
+            if e != 0 { throw ImagesError.system("write tar stream", errno: e) }
         }
     }
 

@@ -165,19 +165,11 @@ public final class LayerUnpacker {
     /// Feeds everything `fd` has to read, to its end (the fd is not closed).
     public func feed(fd: Int32) throws {
         try checkRunning()
-        let size = 1 << 20
-        let buf = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 64)
-        defer { buf.deallocate() }
-        while true {
-            let n = read(fd, buf.baseAddress!, size)
-            if n < 0 {
-                let e = errno
-                if e == EINTR { continue }
-                fail()
-                throw ImagesError.system("unpack layer: read", errno: e)
-            }
-            if n == 0 { return }
-            try feed(UnsafeRawBufferPointer(start: buf.baseAddress!, count: n))
+        do {
+            try forEachChunk(of: fd, what: "the layer to unpack") { try feed($0) }
+        } catch {
+            fail()
+            throw error
         }
     }
 
@@ -363,16 +355,8 @@ public final class LayerUnpacker {
     }
 
     private func writeFileData(_ d: UnsafeRawBufferPointer) throws {
-        var done = 0
-        while done < d.count {
-            let n = write(fileFD, d.baseAddress! + done, d.count - done)
-            if n < 0 {
-                let err = errno
-                if err == EINTR { continue }
-                throw entryError(fileEntry!, "write", err)
-            }
-            done += n
-        }
+        let err = writeAll(fileFD, d)
+        if err != 0 { throw entryError(fileEntry!, "write", err) }
     }
 
     private func finishFile() throws {
