@@ -154,6 +154,24 @@ struct PullTests {
         }
     }
 
+    @Test func concurrentPullsShareOneDownload() async throws {
+        let s = Scratch()
+        try await withLocalRegistry(push: ["bench-small"]) { host in
+            let service = try makeService(s)
+            let ref = "\(host)/bench-small:latest"
+            async let a = service.pull(ref)
+            async let b = service.pull(ref)
+            let (ra, rb) = try await (a, b)
+            let (_, m) = try service.manifest(for: ra.target)
+            let total = m.layers.reduce(Int64(0)) { $0 + $1.size }
+            // Every layer came over the network once, whichever pull fetched it; the other waited for it.
+            #expect(ra.bytesDownloaded + rb.bytesDownloaded == total)
+            #expect(service.snapshots.committedSnapshots().count == m.layers.count)
+            #expect(try service.list().count == 1)
+            #expect(try await service.gc().snapshotsRemoved == 0)
+        }
+    }
+
     @Test func platformSelectionFromIndex() async throws {
         let s = Scratch()
         try await withLocalRegistry(push: ["index"]) { host in
