@@ -104,6 +104,7 @@ public final class ImageService: Sendable {
     /// (a prefix of at least 4 digits of) its id, the config digest as Docker shows it.
     public func lookup(_ nameOrID: String) throws(ImagesError) -> ImageRecord {
         let records = try images.list()
+        if let r = records.first(where: { $0.name == nameOrID }) { return r }
         if let ref = try? Reference(parsing: nameOrID), let r = records.first(where: { $0.name == ref.description }) {
             return r
         }

@@ -238,6 +238,14 @@ struct PullTests {
             let t = try makeService(third)
             #expect(try await t.load(from: s.path + "/docker.tar") == ["example.com/busybox:old"])
             try withRootfs(t, "example.com/busybox:old", third) { root in try checkExpected("busybox", root) }
+            // And an OCI archive skopeo wrote (its index names the image by tag only: loaded by digest).
+            try runTool(["skopeo", "copy", "--quiet", "oci:\(ImageFixtures.dir!)/multi:latest", "oci-archive:\(s.path)/oci.tar:v9"])
+            let fourth = Scratch()
+            let f4 = try makeService(fourth)
+            let loaded = try await f4.load(from: s.path + "/oci.tar")
+            #expect(loaded.count == 1)
+            #expect(try f4.inspect(loaded[0]).id == id)
+            try withRootfs(f4, loaded[0], fourth) { root in try checkExpected("multi", root) }
         }
     }
 
