@@ -155,7 +155,20 @@ public final class ContentWriter {
     }
 
     deinit {
+        // What was accepted stays resumable (an abandoned or failed pull); after commit/abort it is empty.
+        if !done { _ = flush() }
         close(fd)
+    }
+
+    /// Network chunks are small (tens of KiB); they reach the file in writes of up to 1 MiB.
+    private var pending: [UInt8] = []
+    private static let flushAt = 1 << 20
+
+    private func flush() -> Int32 {
+        guard !pending.isEmpty else { return 0 }
+        let e = pending.withUnsafeBytes { writeAll(fd, $0) }
+        pending.removeAll(keepingCapacity: true)
+        return e
     }
 
     /// Feeds the bytes an earlier attempt left to the hasher and to `sink` (the unpacker needs the whole
@@ -189,8 +202,12 @@ public final class ContentWriter {
             throw ImagesError(.invalidContent, "blob \(expected.digest): more than the \(expected.size) bytes its descriptor declares")
         }
         hasher.update(chunk)
-        let e = writeAll(fd, chunk)
-        if e != 0 { throw ImagesError.system("write ingest of \(expected.digest)", errno: e) }
+        if pending.isEmpty { pending.reserveCapacity(ContentWriter.flushAt) }
+        pending.append(contentsOf: chunk)
+        if pending.count >= ContentWriter.flushAt {
+            let e = flush()
+            if e != 0 { throw ImagesError.system("write ingest of \(expected.digest)", errno: e) }
+        }
         written += Int64(chunk.count)
     }
 
@@ -209,6 +226,8 @@ public final class ContentWriter {
             abort()
             throw ImagesError(.invalidContent, "blob \(expected.digest): digest mismatch, the bytes received hash to \(got)")
         }
+        let e = flush()
+        if e != 0 { throw ImagesError.system("write ingest of \(expected.digest)", errno: e) }
         if fsync(fd) != 0 { throw ImagesError.system("fsync ingest of \(expected.digest)", errno: errno) }
         let target = store.path(expected.digest)
         if rename(dir + "/data", target) != 0 {
