@@ -40,10 +40,23 @@ public final class Snapshotter: Sendable {
         for d in ["", "/by-chain", "/by-key"] {
             do { try FS.mkdirAll(root + d, mode: 0o700) } catch { throw ImagesError(wrapping: error) }
         }
-        if let driver {
-            self.driver = driver
+        // Layers unpacked for one driver are not usable by the other (whiteouts as devices vs deleted
+        // files): the first use of a store fixes its driver.
+        let recorded = (try? FS.readString(root + "/driver")).flatMap {
+            Driver(rawValue: $0.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        if let recorded {
+            if let driver, driver != recorded {
+                throw ImagesError(.conflict, "snapshots in \(root) were made by the \(recorded.rawValue) driver, not \(driver.rawValue); "
+                    + "use --driver \(recorded.rawValue) or another root")
+            }
+            self.driver = recorded
         } else {
-            self.driver = Snapshotter.overlaySupported(in: root) ? .overlay : .copy
+            let chosen = driver ?? (Snapshotter.overlaySupported(in: root) ? .overlay : .copy)
+            do { try FS.writeAtomically(Array((chosen.rawValue + "\n").utf8), to: root + "/driver", mode: 0o600) } catch {
+                throw ImagesError(wrapping: error)
+            }
+            self.driver = chosen
         }
     }
 

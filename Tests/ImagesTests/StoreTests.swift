@@ -172,6 +172,14 @@ func descriptor(_ b: [UInt8], _ media: String = MediaType.ociLayer) -> Descripto
         #expect(!FileManager.default.fileExists(atPath: dir))
     }
 
+    @Test func aStoreKeepsItsDriver() throws {
+        let s = Scratch()
+        _ = try Snapshotter(root: s.path + "/snapshots", driver: .copy)
+        #expect(try Snapshotter(root: s.path + "/snapshots").driver == .copy)
+        let e = #expect(throws: ImagesError.self) { try Snapshotter(root: s.path + "/snapshots", driver: .overlay) }
+        #expect(e?.code == .conflict)
+    }
+
     @Test func badKeysAreRefused() throws {
         let s = Scratch()
         let snap = try Snapshotter(root: s.path + "/snapshots", driver: .overlay)
