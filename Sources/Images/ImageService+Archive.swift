@@ -399,6 +399,7 @@ extension ImageService {
                 let mDigest = try content.write(mBytes)
                 try images.put(ref.description, target: Descriptor(mediaType: MediaType.ociManifest, digest: mDigest, size: Int64(mBytes.count)))
             } catch {
+                unpacker?.cancel()
                 snapshots.abortLayer(dir)
                 throw error
             }

@@ -278,9 +278,11 @@ public final class ImageService: Sendable {
             return
         }
         let (dir, mode) = try snapshots.beginLayer(parent: parent)
+        var started: LayerUnpacker?
         do {
             let unpacker = try LayerUnpacker(rootPath: dir + "/fs", compression: compression, mode: mode,
                                              limits: unpackLimits(layer), expectedDiffID: diffID)
+            started = unpacker
             if let writer {
                 try writer.replay { try unpacker.feed($0) }
                 var reported: Int64 = writer.written
@@ -302,6 +304,7 @@ public final class ImageService: Sendable {
             }
             try snapshots.commitLayer(dir, chain: chain, parent: parent)
         } catch {
+            started?.cancel()
             snapshots.abortLayer(dir)
             // Bytes that are not this blob can never become it; bytes cut off by the network resume next time.
             if let e = error as? ImagesError, e.code == .invalidContent { writer?.abort() }
@@ -351,14 +354,17 @@ public final class ImageService: Sendable {
         for (i, layer) in manifest.layers.enumerated() where !snapshots.hasCommitted(chains[i]) {
             let parent = i > 0 ? chains[i - 1] : nil
             let (dir, mode) = try snapshots.beginLayer(parent: parent)
+            var started: LayerUnpacker?
             do {
                 let unpacker = try LayerUnpacker(rootPath: dir + "/fs", compression: MediaType.layerCompression(layer.mediaType) ?? .gzip,
                                                  mode: mode, limits: unpackLimits(layer),
                                                  expectedDiffID: diffIDs[i])
+                started = unpacker
                 try unpackBlob(layer, into: unpacker)
                 _ = try unpacker.finish()
                 try snapshots.commitLayer(dir, chain: chains[i], parent: parent)
             } catch {
+                started?.cancel()
                 snapshots.abortLayer(dir)
                 throw (error as? ImagesError)?.prefixed("layer \(layer.digest)") ?? error
             }

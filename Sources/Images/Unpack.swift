@@ -151,6 +151,15 @@ public final class LayerUnpacker {
         closeAll()
     }
 
+    /// Stops now: the writer thread is joined and every fd closed before this returns, so the caller may
+    /// remove the directory at once. Call it on every path that abandons an unpack: dropping the unpacker
+    /// does the same in deinit, but that may run later, on the writer thread, when it held the last
+    /// reference for a moment.
+    public func cancel() {
+        guard phase == .running else { return }
+        fail()
+    }
+
     /// Decompresses, hashes and applies the next bytes of the layer.
     public func feed(_ compressedChunk: UnsafeRawBufferPointer) throws {
         try checkRunning()

@@ -629,11 +629,24 @@ private let netRawCapability: [UInt8] = [0x01, 0, 0, 0x02, 0, 0x20, 0, 0] + Arra
                 for i in 0..<50 { try w.append(TarEntry(.regular, path: "f\(i)"), contents: Array(repeating: 1, count: 200_000)) }
             }
             let gz = try compress(tarBytes, .gzip)
-            do {
-                let u = try LayerUnpacker(rootPath: s.root, compression: .gzip, mode: .apply)
-                try gz.withUnsafeBytes { try u.feed(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count / 2)])) }
-            }
+            // cancel(): thread joined and fds closed when it returns.
+            let u = try LayerUnpacker(rootPath: s.root, compression: .gzip, mode: .apply)
+            try gz.withUnsafeBytes { try u.feed(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count / 2)])) }
+            u.cancel()
             #expect(s.openFDsInside().isEmpty)
+            #expect(throws: ImagesError.self) { try u.finish() }
+            // Dropped without cancel: deinit does it, possibly a moment later on the writer thread (when that
+            // thread held the last reference), but it does it.
+            do {
+                let v = try LayerUnpacker(rootPath: s.root, compression: .gzip, mode: .apply)
+                try gz.withUnsafeBytes { try v.feed(UnsafeRawBufferPointer(rebasing: $0[0..<($0.count / 2)])) }
+            }
+            var left = s.openFDsInside()
+            for _ in 0..<200 where !left.isEmpty {
+                usleep(10_000)
+                left = s.openFDsInside()
+            }
+            #expect(left.isEmpty)
         }
     }
 }
