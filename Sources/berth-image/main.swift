@@ -9,7 +9,8 @@ import Images
 import OCI
 
 let usage = """
-usage: berth-image [--root DIR] [--driver overlay|copy] [--config daemon.json] [--insecure-registry HOST]... COMMAND
+usage: berth-image [--root DIR] [--driver overlay|copy] [--config daemon.json] [--insecure-registry HOST]...
+                   [--max-concurrent-downloads N] COMMAND
 
   pull [--platform OS/ARCH[/VARIANT]] [-q] REF    pull and unpack an image
   push [--chunk-size BYTES] REF                   push an image to the registry its name names
@@ -62,6 +63,10 @@ while let a = args.first, a.hasPrefix("-") {
         options.driver = d
     case "--config": configPath = take(a)
     case "--insecure-registry": insecure.append(take(a))
+    case "--max-concurrent-downloads":
+        let v = take(a)
+        guard let n = Int(v), n >= 1 else { fail("--max-concurrent-downloads: \(v): expected a number ≥ 1") }
+        options.maxConcurrentDownloads = n
     case "-h", "--help":
         print(usage)
         exit(0)
