@@ -16,7 +16,8 @@ picks the behaviour; the repository is "<mode>/<anything>":
 GET /stats answers {"requests": [{"path", "range", "auth"}, ...]}.
 """
 import argparse, signal, json, os, socket, threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from serve import serve
+from http.server import BaseHTTPRequestHandler
 
 INDEX = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []}).encode()
 INDEX_PLAIN = json.dumps({"schemaVersion": 2, "manifests": []}).encode()
@@ -166,14 +167,7 @@ def main():
     p.add_argument("--port-file", required=True)
     p.add_argument("--blobs", required=True)
     args = p.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.state = {"lock": threading.Lock(), "requests": [], "seen": {}, "blobs": args.blobs}
-    tmp = args.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(tmp, args.port_file)
-    server.serve_forever()
+    serve(Handler, args.port, args.port_file, {"lock": threading.Lock(), "requests": [], "seen": {}, "blobs": args.blobs})
 
 
 if __name__ == "__main__":

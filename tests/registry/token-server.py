@@ -14,7 +14,8 @@ answers GET <realm>?service=..&scope=.. with a JWT (RS256, the certificate in th
 GET /stats answers {"requests": N, "scopes": {"repository:a:pull": n, ...}} (counted per scope set).
 """
 import argparse, signal, base64, datetime, json, os, threading, time, uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from serve import serve
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlparse, parse_qs
 
 from cryptography import x509
@@ -147,14 +148,7 @@ def main():
     state = State(args)
     with open(args.cert_out, "wb") as f:
         f.write(state.cert.public_bytes(serialization.Encoding.PEM))
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    server.state = state
-    tmp = args.port_file + ".tmp"
-    with open(tmp, "w") as f:
-        f.write(str(server.server_address[1]))
-    os.rename(tmp, args.port_file)
-    server.serve_forever()
+    serve(Handler, args.port, args.port_file, state)
 
 
 if __name__ == "__main__":
