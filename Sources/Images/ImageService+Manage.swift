@@ -27,34 +27,48 @@ public struct ImageSummary: Sendable {
     public var layers: [Descriptor]
 }
 
+extension ImageSummary {
+    /// A record's name (none for a digest-only name) and its repo@digest, added to this image's.
+    mutating func addNames(of r: ImageRecord) {
+        if !r.name.contains("@") { names.append(r.name) }
+        if let repo = (try? Reference(parsing: r.name))?.name { repoDigests.append("\(repo)@\(r.target.digest)") }
+    }
+}
+
 extension ImageService {
     /// One summary per image id, names grouped as `docker images` shows them.
     public func list() throws(ImagesError) -> [ImageSummary] {
-        var byID: [Digest: ImageSummary] = [:]
+        // Grouped by id first: a summary walks the unpacked layers for their disk use, once per image.
+        var order: [Digest] = []
+        var byID: [Digest: [ImageRecord]] = [:]
         for r in try images.list() {
-            guard var s = try? summary(r) else { continue }
-            if var have = byID[s.id] {
-                have.names.append(contentsOf: s.names)
-                have.repoDigests.append(contentsOf: s.repoDigests)
-                s = have
-            }
-            byID[s.id] = s
+            guard let id = imageID(r) else { continue }
+            if byID[id] == nil { order.append(id) }
+            byID[id, default: []].append(r)
         }
-        return byID.values.sorted { ($0.created ?? "") > ($1.created ?? "") }
+        var out: [ImageSummary] = []
+        for id in order {
+            let records = byID[id] ?? []
+            guard let first = records.first, var s = try? summary(first) else { continue }
+            for other in records.dropFirst() { s.addNames(of: other) }
+            out.append(s)
+        }
+        return out.sorted { ($0.created ?? "") > ($1.created ?? "") }
     }
 
     public func inspect(_ nameOrID: String, platform: Platform? = nil) throws(ImagesError) -> ImageSummary {
         let r = try lookup(nameOrID)
         var s = try summary(r, platform: platform)
-        let id = s.id
         // Every other name of the same image, as `docker inspect` lists RepoTags.
-        for other in try images.list() where other.name != r.name {
-            if let o = try? summary(other, platform: platform), o.id == id {
-                s.names.append(contentsOf: o.names)
-                s.repoDigests.append(contentsOf: o.repoDigests)
-            }
+        for other in try images.list() where other.name != r.name && imageID(other, platform: platform) == s.id {
+            s.addNames(of: other)
         }
         return s
+    }
+
+    /// Docker's image id of a record (its manifest's config digest), without reading the config.
+    func imageID(_ r: ImageRecord, platform: Platform? = nil) -> Digest? {
+        (try? manifest(for: r.target, platform: platform))?.1.config.digest
     }
 
     func summary(_ r: ImageRecord, platform: Platform? = nil) throws(ImagesError) -> ImageSummary {
@@ -63,15 +77,13 @@ extension ImageService {
         let chains = chainIDs(config.rootfs.diff_ids)
         var unpacked: Int64 = 0
         for c in chains { if let p = snapshots.committedPath(c) { unpacked += snapshots.usage(p + "/fs") } }
-        let isDigestName = r.name.contains("@")
-        let repo = (try? Reference(parsing: r.name))?.name
-        return ImageSummary(
-            id: m.config.digest,
-            names: isDigestName ? [] : [r.name],
-            repoDigests: repo.map { ["\($0)@\(r.target.digest)"] } ?? [],
+        var s = ImageSummary(
+            id: m.config.digest, names: [], repoDigests: [],
             target: r.target, manifest: mdesc, platform: config.platform, created: config.created,
             contentSize: m.config.size + m.layers.reduce(0) { $0 + $1.size }, unpackedSize: unpacked,
             chainID: chains.last, config: config, rawConfig: raw, layers: m.layers)
+        s.addNames(of: r)
+        return s
     }
 
     /// `docker tag`: `target` names the same manifest/index as `source`.
@@ -92,8 +104,9 @@ extension ImageService {
     public func remove(_ nameOrID: String, force: Bool = false, inUse: Set<Digest> = []) throws(ImagesError) -> [String] {
         let r = try lookup(nameOrID)
         let s = try summary(r)
-        let all = try images.list().filter { (try? summary($0))?.id == s.id }
-        let byID = !(try images.list().contains { $0.name == ((try? Reference(parsing: nameOrID))?.description ?? "") })
+        let records = try images.list()
+        let all = records.filter { imageID($0) == s.id }
+        let byID = !records.contains { $0.name == ((try? Reference(parsing: nameOrID))?.description ?? "") }
         var victims = [r]
         if byID {
             if all.count > 1 && !force {
@@ -135,7 +148,7 @@ extension ImageService {
         func markManifest(_ d: Descriptor) {
             guard let bytes = try? content.read(d.digest) else { return }
             blobs.insert(d.digest)
-            if MediaType.isIndex(d.mediaType) || (!MediaType.isManifest(d.mediaType) && looksLikeIndexBytes(bytes)) {
+            if isIndex(d, bytes) {
                 guard let idx = try? JSONDecoder().decode(ImageIndex.self, from: Data(bytes)) else { return }
                 for m in idx.manifests { markManifest(m) }
                 return
@@ -171,12 +184,6 @@ extension ImageService {
         result.snapshotsRemoved += snapshots.cleanup()
         result.bytesFreed += try content.removeStaleIngests()
         return result
-    }
-
-    func looksLikeIndexBytes(_ bytes: [UInt8]) -> Bool {
-        struct Probe: Decodable { var manifests: [Descriptor]?; var layers: [Descriptor]? }
-        guard let p = try? JSONDecoder().decode(Probe.self, from: Data(bytes)) else { return false }
-        return p.manifests != nil && p.layers == nil
     }
 
     /// `docker system df`'s image part.

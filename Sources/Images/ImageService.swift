@@ -69,8 +69,7 @@ public final class ImageService: Sendable {
     /// A manifest, from the store. An index is resolved to the entry for `platform` (host by default).
     public func manifest(for target: Descriptor, platform: Platform? = nil) throws(ImagesError) -> (Descriptor, ImageManifest) {
         let bytes = try content.read(target.digest)
-        let media = target.mediaType
-        if MediaType.isIndex(media) || (!MediaType.isManifest(media) && looksLikeIndex(bytes)) {
+        if isIndex(target, bytes) {
             let index = try decode(ImageIndex.self, bytes, "index \(target.digest)")
             let want = platform ?? Platform.host
             let candidates = index.manifests.filter { d in
@@ -90,9 +89,14 @@ public final class ImageService: Sendable {
         return (target, m)
     }
 
-    private func looksLikeIndex(_ bytes: [UInt8]) -> Bool {
-        struct Probe: Decodable { var manifests: [Descriptor]? }
-        return ((try? JSONDecoder().decode(Probe.self, from: Data(bytes)))?.manifests) != nil
+    /// Is this blob an index? Its media type says so; a descriptor without a manifest or index type (an
+    /// OCI layout written without mediaType fields) is one when its JSON has `manifests` and no `layers`.
+    func isIndex(_ d: Descriptor, _ bytes: [UInt8]) -> Bool {
+        if MediaType.isIndex(d.mediaType) { return true }
+        if MediaType.isManifest(d.mediaType) { return false }
+        struct Probe: Decodable { var manifests: [Descriptor]?; var layers: [Descriptor]? }
+        guard let p = try? JSONDecoder().decode(Probe.self, from: Data(bytes)) else { return false }
+        return p.manifests != nil && p.layers == nil
     }
 
     public func config(of manifest: ImageManifest) throws(ImagesError) -> (ImageConfig, [UInt8]) {
@@ -111,11 +115,9 @@ public final class ImageService: Sendable {
         var id = nameOrID
         if id.hasPrefix("sha256:") { id.removeFirst(7) }
         if id.count >= 4, id.utf8.allSatisfy({ ($0 >= 0x30 && $0 <= 0x39) || ($0 >= 0x61 && $0 <= 0x66) }) {
-            let matches = records.filter { r in
-                (try? manifest(for: r.target))?.1.config.digest.encoded.hasPrefix(id) ?? false
-            }
-            let ids = Set(matches.compactMap { try? manifest(for: $0.target).1.config.digest })
-            if ids.count == 1, let first = matches.first { return first }
+            let matches = records.compactMap { r in imageID(r).flatMap { $0.encoded.hasPrefix(id) ? (r, $0) : nil } }
+            let ids = Set(matches.map(\.1))
+            if ids.count == 1, let first = matches.first { return first.0 }
             if ids.count > 1 { throw ImagesError(.conflict, "image id prefix \(nameOrID) is ambiguous") }
         }
         throw ImagesError(.notFound, "No such image: \(nameOrID)")
@@ -185,11 +187,8 @@ public final class ImageService: Sendable {
             guard manifest.config.size <= 16 << 20 else {
                 throw ImagesError(.invalidContent, "config \(manifest.config.digest): \(manifest.config.size) bytes is too large (16 MiB at most)")
             }
-            if let w = try await content.writer(for: manifest.config) {
-                try w.replay { _ in }
-                try await registry.fetchBlob(ref.repository, manifest.config, from: w.written) { chunk in try w.write(chunk) }
-                try w.commit()
-            }
+            // Its own counters: the pull's count layer bytes only.
+            try await fetchOnly(ref, manifest.config, label: "config", counters: PullCounters(), progress: nil)
         }
         let (config, _) = try config(of: manifest)
         if let platform, !platform.matches(config.platform) {
@@ -315,7 +314,8 @@ public final class ImageService: Sendable {
     }
 
     /// A blob into the content store only (the copy driver's downloads, a blob whose snapshot exists).
-    func fetchOnly(_ ref: Reference, _ layer: Descriptor, counters: PullCounters, progress: ProgressHandler?) async throws {
+    func fetchOnly(_ ref: Reference, _ layer: Descriptor, label: String = "layer", counters: PullCounters,
+                   progress: ProgressHandler?) async throws {
         guard let writer = try await content.writer(for: layer) else { return }
         do {
             try writer.replay { _ in }
@@ -332,7 +332,7 @@ public final class ImageService: Sendable {
             try writer.commit()
         } catch {
             if let e = error as? ImagesError, e.code == .invalidContent { writer.abort() }
-            throw (error as? ImagesError)?.prefixed("layer \(layer.digest)") ?? error
+            throw (error as? ImagesError)?.prefixed("\(label) \(layer.digest)") ?? error
         }
     }
 
