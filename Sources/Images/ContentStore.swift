@@ -234,7 +234,7 @@ public final class ContentWriter {
             throw ImagesError.system("commit blob \(expected.digest)", errno: errno)
         }
         done = true
-        fsyncDirectory(FS.split(target).dir)
+        FS.fsyncDirectory(FS.split(target).dir)
         try? FS.removeTree(dir)
     }
 
@@ -246,13 +246,6 @@ public final class ContentWriter {
     }
 }
 
-func fsyncDirectory(_ path: String) {
-    let d = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-    if d >= 0 {
-        fsync(d)
-        close(d)
-    }
-}
 
 /// A flock on a file, held for the object's life. Acquired without blocking a thread: the cooperative
 /// pool has as many threads as cores, and a blocked one would stall every other pull in the process.

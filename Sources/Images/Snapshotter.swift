@@ -114,7 +114,7 @@ public final class Snapshotter: Sendable {
     public func commitLayer(_ dir: String, chain: Digest, parent: Digest?) throws(ImagesError) {
         let info = "committed \(chain) \(parent?.description ?? "-")\n"
         do { try FS.writeAtomically(Array(info.utf8), to: dir + "/info", mode: 0o600) } catch { throw ImagesError(wrapping: error) }
-        fsyncDirectory(dir)
+        FS.fsyncDirectory(dir)
         if hasCommitted(chain) {
             try? FS.removeTree(dir)
             return
@@ -305,7 +305,7 @@ public final class Snapshotter: Sendable {
             unlink(tmp)
             throw ImagesError.system("link snapshot \(linkPath)", errno: e)
         }
-        fsyncDirectory(FS.split(linkPath).dir)
+        FS.fsyncDirectory(FS.split(linkPath).dir)
     }
 
     private func removeSnapshotDir(_ dir: String) throws(ImagesError) {

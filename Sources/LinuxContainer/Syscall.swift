@@ -98,7 +98,13 @@ public enum FS {
             _ = unlink(tmp)
             throw error
         }
-        if let d = try? OwnedFD.open(dir, O_RDONLY | O_DIRECTORY) { _ = Glibc.fsync(d.raw) }
+        fsyncDirectory(dir)
+    }
+
+    /// fsync of a directory, so that a rename or link in it survives a crash. Best effort: a directory that
+    /// cannot be opened has nothing of ours to flush.
+    public static func fsyncDirectory(_ path: String) {
+        if let d = try? OwnedFD.open(path, O_RDONLY | O_DIRECTORY) { _ = Glibc.fsync(d.raw) }
     }
 
     public static func split(_ path: String) -> (dir: String, name: String) {
