@@ -9,13 +9,19 @@ let package = Package(
     products: [
         .executable(name: "berth-runtime", targets: ["berth-runtime"]),
         .executable(name: "berth-image", targets: ["berth-image"]),
+        .executable(name: "berth-shim", targets: ["berth-shim"]),
+        .executable(name: "berthd", targets: ["berthd"]),
+        .executable(name: "berth", targets: ["berth"]),
         .library(name: "Images", targets: ["Images"]),
+        .library(name: "Engine", targets: ["Engine"]),
     ],
     dependencies: [
         // Daemon side only: nothing of the runtime chain depends on these.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         .target(name: "CLinux", linkerSettings: [.linkedLibrary("seccomp")]),
@@ -34,9 +40,32 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .executableTarget(name: "berth-image", dependencies: ["Images"]),
+        // One per started container (docs/shim.md): static, single-threaded, no Foundation, like the runtime.
+        .executableTarget(name: "berth-shim", dependencies: ["CLinux"]),
+        // The engine: containers, shims, metadata (SQLite), restart policies, events; DockerAPI serves it.
+        .target(name: "Engine", dependencies: [
+            "Images", "OCI", "LinuxContainer",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        .target(name: "DockerAPI", dependencies: [
+            "Engine", "Images", "OCI",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
+        .executableTarget(name: "berthd", dependencies: ["DockerAPI", "Engine"]),
+        // The CLI speaks the Docker Engine API over the unix socket; Foundation only, so it starts fast.
+        .executableTarget(name: "berth", dependencies: []),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),
         .testTarget(name: "ImagesTests", dependencies: ["Images", "OCI"]),
         .testTarget(name: "IntegrationTests", dependencies: []),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "OCI"]),
+        // Drives the binaries only (berthd, berth, berth-shim, docker CLI, docker-py).
+        .testTarget(name: "AcceptanceTests", dependencies: []),
     ],
     swiftLanguageModes: [.v6]
 )
