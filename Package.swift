@@ -43,8 +43,9 @@ let package = Package(
         // One per started container (docs/shim.md): static, single-threaded, no Foundation, like the runtime.
         .executableTarget(name: "berth-shim", dependencies: ["CLinux"]),
         // The engine: containers, shims, metadata (SQLite), restart policies, events; DockerAPI serves it.
+        .target(name: "CEngine"),
         .target(name: "Engine", dependencies: [
-            "Images", "OCI", "LinuxContainer",
+            "Images", "OCI", "LinuxContainer", "CLinux", "CEngine",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),

@@ -216,7 +216,7 @@ public final class Snapshotter: Sendable {
         }
     }
 
-    func keyPath(_ key: String) -> String? {
+    public func keyPath(_ key: String) -> String? {
         guard let target = FS.readlink(root + "/by-key/" + key), let id = Int(target.dropFirst(3)) else { return nil }
         return root + "/\(id)"
     }
