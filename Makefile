@@ -8,14 +8,18 @@ PROBE        := $(FIXTURES)/probe
 IMAGES       := $(FIXTURES)/images
 BERTH_IMAGE  ?= $(abspath .build-release/release/berth-image)
 RUNTIME      := $(abspath .build-static/release/berth-runtime)
+SHIM         := $(abspath .build-static/release/berth-shim)
 STATIC_FLAGS := -c release --static-swift-stdlib -Xswiftc -static-executable --scratch-path .build-static
 
-.PHONY: build runtime probe fixtures image-fixtures image-tool deps test demo bench bench-pull clean
+.PHONY: build runtime shim probe fixtures image-fixtures image-tool deps test demo bench bench-pull clean
 
-build: runtime probe
+build: runtime shim probe
 
 runtime:
 	$(SWIFT) build $(STATIC_FLAGS) --product berth-runtime
+
+shim:
+	$(SWIFT) build $(STATIC_FLAGS) --product berth-shim
 
 probe: $(PROBE)
 
@@ -43,7 +47,7 @@ image-tool:
 # berth-image is built into the tests' own scratch dir: the Images tests kill a pull it runs.
 test: deps build fixtures
 	$(SWIFT) build --scratch-path .build-test --product berth-image
-	BERTH_ROOT_TESTS=1 BERTH_RUNTIME=$(RUNTIME) BERTH_PROBE=$(PROBE) BERTH_FIXTURES=$(FIXTURES) \
+	BERTH_ROOT_TESTS=1 BERTH_RUNTIME=$(RUNTIME) BERTH_SHIM=$(SHIM) BERTH_PROBE=$(PROBE) BERTH_FIXTURES=$(FIXTURES) \
 		BERTH_IMAGE=$(abspath .build-test/debug/berth-image) $(SWIFT) test --scratch-path .build-test
 
 # The runtime on its own, then the image path: a local registry, berth-image pull, a snapshot as the rootfs.
