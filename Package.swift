@@ -54,11 +54,17 @@ let package = Package(
         .target(name: "DockerAPI", dependencies: [
             "Engine", "Images", "OCI",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
         ]),
-        .executableTarget(name: "berthd", dependencies: ["DockerAPI", "Engine"]),
+        .executableTarget(name: "berthd", dependencies: [
+            "DockerAPI", "Engine", "Images",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         // The CLI speaks the Docker Engine API over the unix socket; Foundation only, so it starts fast.
         .executableTarget(name: "berth", dependencies: []),
         .testTarget(name: "OCITests", dependencies: ["OCI"]),

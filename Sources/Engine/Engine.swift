@@ -22,7 +22,7 @@ public struct EngineOptions: Sendable {
 /// The engine: containers, their shims, metadata, restart policies and events. One actor; blocking work
 /// (spawning shims, mounts, socket calls) runs on Dispatch threads, never inside the actor.
 public actor Engine {
-    public let options: EngineOptions
+    public nonisolated let options: EngineOptions
     public nonisolated let images: ImageService
     let store: Store
     let log: Logger
@@ -69,7 +69,7 @@ public actor Engine {
     nonisolated func rootfs(_ id: String) -> String { bundle(id) + "/rootfs" }
     nonisolated func stateDir(_ id: String) -> String { options.execRoot + "/c/" + id.prefix(32) }
     nonisolated func netnsPath(_ id: String) -> String { options.execRoot + "/netns/" + id.prefix(32) }
-    nonisolated func logPath(_ id: String) -> String { bundle(id) + "/" + id + "-json.log" }
+    public nonisolated func logPath(_ id: String) -> String { bundle(id) + "/" + id + "-json.log" }
     nonisolated func shim(_ id: String) -> ShimClient { ShimClient(stateDir: stateDir(id)) }
     nonisolated static func cgroupsPath(_ id: String) -> String { "/berth/" + id }
 

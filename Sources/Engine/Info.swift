@@ -59,6 +59,7 @@ extension Engine {
         public var pidsLimit: UInt64 = 0
         public var blkRead: UInt64 = 0
         public var blkWrite: UInt64 = 0
+        public init() {}
     }
 
     public func statsTarget(_ ref: String) throws(EngineError) -> (id: String, name: String, running: Bool) {
