@@ -3,9 +3,12 @@
 #include "shim.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
+#include <stdio.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -129,4 +132,37 @@ pid_t bl_shim_reap(int *code) {
     do { pid = waitpid(-1, &st, WNOHANG); } while (pid < 0 && errno == EINTR);
     if (pid > 0) *code = WIFSIGNALED(st) ? 128 + WTERMSIG(st) : WEXITSTATUS(st);
     return pid;
+}
+
+int bl_shim_trim(void) {
+    malloc_trim(0);
+    int fd = open("/proc/self/maps", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char buf[8192];
+    size_t len = 0;
+    ssize_t n;
+    while (len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            close(fd);
+            return -1;
+        }
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = 0;
+    unsigned long self = (unsigned long)(void *)&bl_shim_trim;
+    for (char *line = buf; line && *line;) {
+        char *next = strchr(line, '\n');
+        if (next) *next++ = 0;
+        unsigned long lo, hi;
+        char perms[8] = {0};
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) == 3 && lo <= self && self < hi) {
+            if (strcmp(perms, "r-xp") != 0) return -1;  // only text that is never written
+            return madvise((void *)lo, hi - lo, MADV_DONTNEED);
+        }
+        line = next;
+    }
+    errno = ENOENT;
+    return -1;
 }

@@ -53,6 +53,9 @@ final class Shim {
     private var deleteStartedAt: Int64 = 0
     private let buf: UnsafeMutableRawBufferPointer
     private let runtimePath: String
+    /// when the loop has been idle this long, the shim gives back pages it does not need (bl_shim_trim)
+    private static let trimAfterNanos: Int64 = 3_000_000_000
+    private var trimAt: Int64 = 0
 
     init(opts: Options, runtimePath: String) {
         self.opts = opts
@@ -102,6 +105,7 @@ final class Shim {
         args.append(opts.id)
         try spawn(call, args, stdio)
         initStdio.call = call
+        call.stdio = initStdio
     }
 
     /// Pipes (or the console socket) for a process the runtime is about to make; returns the runtime's stdio.
@@ -226,8 +230,17 @@ final class Shim {
             if call.consoleListen >= 0 { add(call.consoleListen, POLLIN_, .consoleListen(call)) }
             if call.consoleConn >= 0 { add(call.consoleConn, POLLIN_, .consoleConn(call)) }
         }
-        let n = poll(&fds, nfds_t(fds.count), needsTimer() ? 50 : -1)
+        var timeout: Int32 = needsTimer() ? 50 : -1
+        if timeout < 0 && trimAt > 0 {
+            timeout = Int32(clamping: max(0, (trimAt - monotonicNanos()) / 1_000_000) + 1)
+        }
+        let n = poll(&fds, nfds_t(fds.count), timeout)
+        if n == 0 && trimAt > 0 && monotonicNanos() >= trimAt {
+            trimAt = 0
+            _ = bl_shim_trim()
+        }
         if n <= 0 { return }  // EINTR or the timer
+        trimAt = monotonicNanos() + Shim.trimAfterNanos
         for (i, p) in fds.enumerated() where p.revents != 0 {
             handle(srcs[i], p.fd, p.revents)
         }

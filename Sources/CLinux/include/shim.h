@@ -26,3 +26,8 @@ int bl_shim_signalfd(void);
 int bl_shim_shutdown_write(int fd);
 /// waitpid(-1, WNOHANG): the pid (status in *code as exit code or 128+signal), 0 when none, -1 (ECHILD).
 pid_t bl_shim_reap(int *code);
+/// For an idle shim: gives free heap back (malloc_trim) and drops this process's resident pages of its own
+/// program text (the r-xp mapping holding this code: never written, so the pages come back from the page
+/// cache on their next use). Start-up touches most of a static Swift binary's text and fault-around keeps it
+/// mapped, while the idle loop needs a few pages of it. 0 or -1.
+int bl_shim_trim(void);
