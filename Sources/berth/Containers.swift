@@ -561,7 +561,7 @@ func cmdRun(_ app: App, _ args: [String]) throws -> Int32 {
         var o = PumpOptions()
         o.stdin = spec.stdin
         o.tty = spec.tty
-        o.multiplexed = resp.header("content-type").map { $0.contains("multiplexed") } ?? !spec.tty
+        o.multiplexed = !spec.tty
         o.detachKeys = keys
         if spec.tty && isTerminal(1) {
             resize(app, "containers", id)
@@ -621,7 +621,7 @@ func cmdStart(_ app: App, _ args: [String]) throws -> Int32 {
     var o = PumpOptions()
     o.stdin = stdin
     o.tty = tty
-    o.multiplexed = resp.header("content-type").map { $0.contains("multiplexed") } ?? !tty
+    o.multiplexed = !tty
     o.detachKeys = try parseDetachKeys(detachKeys)
     if tty && isTerminal(1) {
         resize(app, "containers", id)
@@ -780,7 +780,7 @@ func cmdAttach(_ app: App, _ args: [String]) throws -> Int32 {
     var o = PumpOptions()
     o.stdin = stdin
     o.tty = tty
-    o.multiplexed = resp.header("content-type").map { $0.contains("multiplexed") } ?? !tty
+    o.multiplexed = !tty
     o.detachKeys = try parseDetachKeys(detachKeys)
     if tty && isTerminal(1) {
         resize(app, "containers", id)
@@ -853,7 +853,7 @@ func cmdExec(_ app: App, _ args: [String]) throws -> Int32 {
     var o = PumpOptions()
     o.stdin = stdin
     o.tty = tty
-    o.multiplexed = resp.header("content-type").map { $0.contains("multiplexed") } ?? !tty
+    o.multiplexed = !tty
     o.detachKeys = try parseDetachKeys(detachKeys)
     if tty && isTerminal(1) {
         resize(app, "exec", execID)

@@ -156,7 +156,9 @@ final class Template {
         switch f {
         case "json":
             try need(1)
-            return .string((args[0] ?? .null).serialized())
+            var v = args[0] ?? .null
+            if case .object(let kv) = v { v = .object(kv.filter { !$0.0.hasPrefix("__") }) }
+            return .string(v.serialized())
         case "join":
             try need(2)
             let items = args[0]?.array?.map { Template.display($0) } ?? []
