@@ -229,7 +229,7 @@ func withShim(args: [String], extra: [String] = [], edit: (inout [String: Any]) 
     }
 }
 
-func execProcess(_ args: [String], terminal: Bool = false) throws -> String {
+func shimExecProcess(_ args: [String], terminal: Bool = false) throws -> String {
     let p: [String: Any] = ["args": args, "cwd": "/", "env": ["PATH=/bin:/usr/bin", "TERM=xterm"],
                             "user": ["uid": 0, "gid": 0], "terminal": terminal]
     return String(decoding: try JSONSerialization.data(withJSONObject: p), as: UTF8.self)
@@ -400,13 +400,13 @@ extension Integration {
 
         @Test func execKillAndWait() throws {
             try withShim(args: ["/probe", "sleep", "60"], extra: ["--log", "LOG"]) { (h: ShimHandle) throws in
-                let early = try h.request("exec e0 0 0 " + execProcess(["/bin/true"]))
+                let early = try h.request("exec e0 0 0 " + shimExecProcess(["/bin/true"]))
                 #expect(early.hasPrefix("error "), "exec before start: \(early)")
                 #expect(try h.request("start") == "ok")
                 #expect(try h.request("state").hasPrefix("ok running "))
                 #expect(try h.b.status() == "running")
 
-                let (r1, e1) = try h.open("exec e1 0 0 " + execProcess(["/bin/sh", "-c", "echo from exec; echo ee >&2; exit 5"]))
+                let (r1, e1) = try h.open("exec e1 0 0 " + shimExecProcess(["/bin/sh", "-c", "echo from exec; echo ee >&2; exit 5"]))
                 #expect(r1.hasPrefix("ok "), "\(r1)")
                 #expect(Int32(r1.dropFirst(3)) ?? 0 > 0)
                 e1.read(until: { $0.contains { $0.type == 3 } })
@@ -416,7 +416,7 @@ extension Integration {
                 #expect(e1.read(timeout: 2) == false && e1.eof, "closed after the exit frame")
 
                 // exec with stdin: half-close always closes the exec's stdin
-                let (r2, e2) = try h.open("exec e2 0 1 " + execProcess(["/bin/cat"]))
+                let (r2, e2) = try h.open("exec e2 0 1 " + shimExecProcess(["/bin/cat"]))
                 #expect(r2.hasPrefix("ok "), "\(r2)")
                 e2.send("exec stdin\n")
                 e2.halfClose()
@@ -425,7 +425,7 @@ extension Integration {
                 #expect(e2.exitCode == "0")
 
                 // exec with a tty, resized
-                let (r3, e3) = try h.open("exec e3 1 1 " + execProcess(["/bin/sh", "-c", "read x; /probe tty-size"], terminal: true))
+                let (r3, e3) = try h.open("exec e3 1 1 " + shimExecProcess(["/bin/sh", "-c", "read x; /probe tty-size"], terminal: true))
                 #expect(r3.hasPrefix("ok "), "\(r3)")
                 #expect(try h.request("resize-exec e3 12 34") == "ok")
                 #expect(try h.request("resize-exec nope 12 34").hasPrefix("error "))
