@@ -156,6 +156,13 @@ final class Client {
         return try r.json()
     }
 
+    /// The second half of a hijack whose request went out with `write(..., upgrade: true)`.
+    func finishHijack(_ s: Socket) throws -> (Socket, ArraySlice<UInt8>, Response) {
+        var r = try readHead(s, method: "POST")
+        if r.status >= 400 { throw r.error() }
+        return (r.socket, r.socket.takeBuffered(), r)
+    }
+
     /// A hijacked stream (attach, exec start): the response head is read; what follows is raw.
     func hijack(_ path: String, body: JSON? = nil) throws -> (Socket, ArraySlice<UInt8>, Response) {
         var r = try send("POST", path, body: body.map { RequestBody.json($0) } ?? .none, upgrade: true)

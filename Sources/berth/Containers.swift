@@ -533,14 +533,15 @@ func cmdRun(_ app: App, _ args: [String]) throws -> Int32 {
     }
     let detachKeys = p.string("detach-keys") ?? "ctrl-p,ctrl-q"
     let keys = try parseDetachKeys(detachKeys)
-    // attach first, then wait, then start (docker's order: no output and no exit is missed)
-    var stream: (Socket, ArraySlice<UInt8>, Response)?
+    // attach first, then wait, then start (docker's order: no output and no exit is missed). The attach
+    // answer is read only after the start: a daemon may hold its 101 back until a created container runs.
+    var attachSocket: Socket?
     if !spec.attach.isEmpty {
         let q = query([("stream", "1"), ("stdin", spec.attach.contains("stdin") ? "1" : nil),
                        ("stdout", spec.attach.contains("stdout") ? "1" : nil),
                        ("stderr", spec.attach.contains("stderr") ? "1" : nil), ("detachKeys", detachKeys)])
         do {
-            stream = try app.client.hijack("/containers/\(path(id))/attach" + q)
+            attachSocket = try app.client.write("POST", "/containers/\(path(id))/attach" + q, upgrade: true)
         } catch {
             writeErr("berth: " + errorText(error) + "\n")
             return 125
@@ -557,7 +558,15 @@ func cmdRun(_ app: App, _ args: [String]) throws -> Int32 {
         writeErr("berth: " + errorText(error) + "\n\nRun 'berth run --help' for more information\n")
         return runStatus(error)
     }
-    if let (sock, initial, resp) = stream {
+    var stream: (Socket, ArraySlice<UInt8>, Response)?
+    if let s = attachSocket {
+        do { stream = try app.client.finishHijack(s) } catch {
+            term.restore()
+            writeErr("berth: " + errorText(error) + "\n")
+            return 125
+        }
+    }
+    if let (sock, initial, _) = stream {
         var o = PumpOptions()
         o.stdin = spec.stdin
         o.tty = spec.tty
@@ -612,12 +621,13 @@ func cmdStart(_ app: App, _ args: [String]) throws -> Int32 {
     let stdin = interactive && (info["Config"]?["OpenStdin"]?.bool ?? false)
     let q = query([("stream", "1"), ("stdin", stdin ? "1" : nil), ("stdout", "1"), ("stderr", "1"),
                    ("detachKeys", detachKeys)])
-    let (sock, initial, resp) = try app.client.hijack("/containers/\(path(id))/attach" + q)
+    let attachSocket = try app.client.write("POST", "/containers/\(path(id))/attach" + q, upgrade: true)
     let wait = PendingWait(app, id: id, condition: "next-exit")
     let term = RawTerminal(fd: 0)
     if tty && stdin { term.makeRaw() }
     defer { term.restore() }
     try app.client.perform("POST", "/containers/\(path(id))/start")
+    let (sock, initial, _) = try app.client.finishHijack(attachSocket)
     var o = PumpOptions()
     o.stdin = stdin
     o.tty = tty
@@ -773,7 +783,7 @@ func cmdAttach(_ app: App, _ args: [String]) throws -> Int32 {
     let detachKeys = p.string("detach-keys") ?? "ctrl-p,ctrl-q"
     let q = query([("stream", "1"), ("stdin", stdin ? "1" : nil), ("stdout", "1"), ("stderr", "1"),
                    ("detachKeys", detachKeys)])
-    let (sock, initial, resp) = try app.client.hijack("/containers/\(path(id))/attach" + q)
+    let (sock, initial, _) = try app.client.hijack("/containers/\(path(id))/attach" + q)
     let term = RawTerminal(fd: 0)
     if tty && stdin { term.makeRaw() }
     defer { term.restore() }
@@ -841,7 +851,7 @@ func cmdExec(_ app: App, _ args: [String]) throws -> Int32 {
     }
     let sock: Socket, initial: ArraySlice<UInt8>, resp: Response
     do {
-        (sock, initial, resp) = try app.client.hijack("/exec/\(path(execID))/start", body: .object(start))
+        (sock, initial, _) = try app.client.hijack("/exec/\(path(execID))/start", body: .object(start))
     } catch {
         writeErr(errorText(error) + "\n")
         let s = runStatus(error)
