@@ -191,13 +191,18 @@ extension Router {
             return
         }
         let raw = RawClient(detachKeys: stdin ? keys : [], onDetach: {})
-        // The stream is opened first (it waits for a created container to start), then the client is upgraded.
-        let (fd, tty) = try await engine.attach(id, stdin: stdin, stdout: stdout, stderr: stderr)
+        // The client is upgraded at once (docker run starts the container only after that); the shim's
+        // stream follows when the container runs. Stdin typed meanwhile waits in `raw`.
+        try await res.hijack(upgrade: req.wantsUpgrade, contentType: contentType, raw: raw)
         do {
-            try await res.hijack(upgrade: req.wantsUpgrade, contentType: contentType, raw: raw)
-            try await Bridge.join(client: res.channel, raw: raw, shimFD: fd, multiplexed: !tty, group: group) { _ in }
+            let (fd, tty) = try await engine.attach(id, stdin: stdin, stdout: stdout, stderr: stderr)
+            do {
+                try await Bridge.join(client: res.channel, raw: raw, shimFD: fd, multiplexed: !tty, group: group) { _ in }
+            } catch {
+                close(fd)
+                throw error
+            }
         } catch {
-            close(fd)
             try? await res.channel.close()
         }
     }

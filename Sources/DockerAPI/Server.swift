@@ -160,7 +160,7 @@ final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
             var (path, query) = Self.split(h.uri)
             var version: String?
             if path.hasPrefix("/v"), let slash = path.dropFirst().firstIndex(of: "/") {
-                let v = String(path[path.index(after: path.startIndex)..<slash])
+                let v = String(path[path.index(path.startIndex, offsetBy: 2)..<slash])
                 if v.split(separator: ".").count == 2, v.split(separator: ".").allSatisfy({ Int($0) != nil }) {
                     version = v
                     path = String(path[slash...])

@@ -151,7 +151,7 @@ enum Translate {
     static func summary(_ r: ContainerRecord, size: Int64?) -> [String: Any] {
         var d: [String: Any] = [
             "Id": r.id, "Names": ["/" + r.name], "Image": r.imageRef, "ImageID": r.imageID,
-            "Command": ([r.path] + r.args).map { $0.contains(" ") ? "\"\($0)\"" : $0 }.joined(separator: " "),
+            "Command": ([r.path] + r.args).joined(separator: " "),
             "Created": Int(r.created.timeIntervalSince1970), "Ports": [Any](), "Labels": r.config.labels,
             "State": r.state.status.rawValue, "Status": statusText(r),
             "HostConfig": ["NetworkMode": r.hostConfig.networkMode],

@@ -35,6 +35,9 @@ public actor Engine {
     var waiters: [String: [Waiter]] = [:]
     var restartTasks: [String: Task<Void, Never>] = [:]
     var starting: Set<String> = []
+    /// Containers inside `launch`, and exits that arrived while they were.
+    var launching: Set<String> = []
+    var earlyExits: [String: (Int32, Date, Bool)] = [:]
     nonisolated let monitor: ExitMonitor
 
     struct PendingAttach {

@@ -69,18 +69,17 @@ extension Engine {
         e.started = true
         e.running = true
         execs[id] = e
-        let dir = stateDir(r.id), rootfs = rootfs(r.id), client = shim(r.id)
+        let rootfs = rootfs(r.id), client = shim(r.id)
         let process = try SpecBuilder.execProcess(r, e.config, rootfs: rootfs)
         let cfg = e.config
         let processJSON: Data
-        do { processJSON = try JSONSerialization.data(withJSONObject: process) } catch { throw EngineError.wrap(error) }
+        do { processJSON = try JSONSerialization.data(withJSONObject: process, options: [.withoutEscapingSlashes]) } catch { throw EngineError.wrap(error) }
         do {
+            let json = String(decoding: processJSON, as: UTF8.self)
             let (fd, pid) = try await blocking { () throws -> (Int32, Int32) in
-                let path = dir + "/exec-\(id.prefix(16)).json"
-                try Host.writeFile(path, String(decoding: processJSON, as: UTF8.self))
-                let (fd, reply) = try client.request("exec \(id.prefix(16)) \(cfg.tty ? 1 : 0) \(cfg.attachStdin ? 1 : 0) \(path)")
+                let (fd, reply) = try client.request("exec \(id.prefix(16)) \(cfg.tty ? 1 : 0) \(cfg.attachStdin ? 1 : 0) \(json)")
                 let f: [String]
-                do { f = try ShimClient.check(reply) } catch { close(fd); unlink(path); throw error }
+                do { f = try ShimClient.check(reply) } catch { close(fd); throw error }
                 return (fd, f.first.flatMap { Int32($0) } ?? 0)
             }
             execs[id]?.pid = pid
@@ -106,7 +105,6 @@ extension Engine {
         e.exitCode = code ?? 137
         execs[id] = e
         if let r = containers[e.containerID] {
-            unlink(stateDir(r.id) + "/exec-\(id.prefix(16)).json")
             events.emit("container", "exec_die", id: r.id, ["name": r.name, "execID": id, "exitCode": String(e.exitCode ?? 0)])
         }
     }

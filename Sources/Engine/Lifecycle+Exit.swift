@@ -23,6 +23,11 @@ extension Engine {
 
     /// Records an exit: state, mounts, netns, events, waiters; then AutoRemove or the restart policy.
     func exited(_ id: String, code: Int32, at finished: Date, lost: Bool) async {
+        if launching.contains(id) {
+            // The process exited before `launch` recorded it as running: it finishes the job.
+            earlyExits[id] = (code, finished, lost)
+            return
+        }
         guard var r = containers[id], r.state.status == .running || r.state.status == .paused else { return }
         r.state.status = .exited
         r.state.exitCode = code
@@ -149,18 +154,15 @@ extension Engine {
         let t = timeout ?? r.config.stopTimeout ?? 10
         let exit = waitFor(r.id, .nextExit)
         if t != 0 { try? await kill(r.id, signal: sig) }
-        if t >= 0 {
-            let done = await withTaskGroup(of: Bool.self) { g -> Bool in
-                g.addTask { _ = await exit.value; return true }
-                g.addTask { try? await Task.sleep(nanoseconds: UInt64(t) * 1_000_000_000); return false }
-                let first = await g.next() ?? false
-                g.cancelAll()
-                return first
-            }
-            if done { events.emit("container", "stop", id: r.id, ["name": r.name]); return }
+        // SIGKILL after the timeout (a negative timeout waits for ever), unless the exit comes first.
+        let id = r.id
+        let killer: Task<Void, Never>? = t < 0 ? nil : Task { [weak self] in
+            if t > 0 { try? await Task.sleep(nanoseconds: UInt64(t) * 1_000_000_000) }
+            if Task.isCancelled { return }
+            try? await self?.kill(id, signal: "SIGKILL")
         }
-        try? await kill(r.id, signal: "SIGKILL")
         _ = await exit.value
+        killer?.cancel()
         events.emit("container", "stop", id: r.id, ["name": r.name])
     }
 

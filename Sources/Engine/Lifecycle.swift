@@ -34,6 +34,21 @@ extension Engine {
 
     /// Mounts, writes the bundle, spawns the shim, connects waiting attaches, starts, watches the exit.
     func launch(_ id: String) async throws(EngineError) {
+        launching.insert(id)
+        do {
+            try await launchLocked(id)
+        } catch {
+            launching.remove(id)
+            earlyExits[id] = nil
+            throw error
+        }
+        launching.remove(id)
+        if let (code, at, lost) = earlyExits.removeValue(forKey: id) {
+            await exited(id, code: code, at: at, lost: lost)
+        }
+    }
+
+    private func launchLocked(_ id: String) async throws(EngineError) {
         guard var r = containers[id] else { throw EngineError.noSuchContainer(id) }
         let opts = options
         let bundle = bundle(id), rootfs = rootfs(id), state = stateDir(id), netns = netnsPath(id)
