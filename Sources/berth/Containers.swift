@@ -428,7 +428,7 @@ func createContainer(_ app: App, _ spec: CreateSpec, quietPull: Bool = false) th
 
 /// docker's toStatusError: 127 when the command isn't found, 126 when it can't be run, else 125.
 func runStatus(_ e: Error) -> Int32 {
-    let m = errorText(e)
+    let m = errorText(e).lowercased()
     if m.contains("executable file not found") || m.contains("no such file or directory") { return 127 }
     if m.contains("permission denied") || m.contains("is a directory") { return 126 }
     return 125

@@ -169,6 +169,13 @@ final class CLIProc {
 
     var isReaped: Bool { result != nil }
 
+    /// Records an exit status someone else collected with waitpid.
+    func markReaped(status st: Int32) {
+        let sig = st & 0x7f
+        result = CLIResult(argv: argv, status: sig == 0 ? (st >> 8) & 0xff : 128 + sig, stdout: readStdout(),
+                           stderr: read(stderrPath), timedOut: false)
+    }
+
     /// What it wrote to stdout so far.
     func readStdout() -> String { read(stdoutPath) }
 
@@ -287,12 +294,23 @@ final class Daemon: @unchecked Sendable {
             if ping() { return }
             var st: Int32 = 0
             if waitpid(p.pid, &st, WNOHANG) == p.pid {
-                let r = p.wait()
-                throw CLIHarnessError("berthd exited during startup: \(r)")
+                p.markReaped(status: st)
+                throw CLIHarnessError("berthd exited during startup: \(p.wait())")
             }
             usleep(20_000)
         }
         throw CLIHarnessError("berthd did not answer /_ping on \(host) within 15 s: \(logTail())")
+    }
+
+    /// berthd is still running.
+    var isAlive: Bool {
+        guard let p = daemon, !p.isReaped else { return false }
+        var st: Int32 = 0
+        if waitpid(p.pid, &st, WNOHANG) == p.pid {
+            p.markReaped(status: st)
+            return false
+        }
+        return true
     }
 
     func logTail() -> String {
@@ -378,9 +396,14 @@ final class Daemon: @unchecked Sendable {
             kill(d.pid, SIGTERM)
             let deadline = Date().addingTimeInterval(10)
             var st: Int32 = 0
-            while Date() < deadline && waitpid(d.pid, &st, WNOHANG) == 0 { usleep(10_000) }
-            d.signal(SIGKILL)
-            d.wait(timeout: 5)
+            while Date() < deadline {
+                if waitpid(d.pid, &st, WNOHANG) == d.pid { d.markReaped(status: st); break }
+                usleep(10_000)
+            }
+            if !d.isReaped {
+                d.signal(SIGKILL)
+                d.wait(timeout: 5)
+            }
         }
         for _ in 0..<3 {
             let left = CLIHost.processes(of: dir)
