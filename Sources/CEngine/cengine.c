@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <sys/sysmacros.h>
 
 int be_epoll_add(int epfd, int fd) {
     struct epoll_event ev = { .events = EPOLLIN | EPOLLRDHUP, .data.fd = fd };
@@ -49,3 +50,8 @@ int be_pipe_cloexec(int fds[2]) { return pipe2(fds, O_CLOEXEC); }
 int be_tmpfile(const char *dir) { return open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600); }
 
 int be_open_dir_path(const char *path) { return open(path, O_PATH | O_DIRECTORY | O_CLOEXEC); }
+
+int be_o_path(void) { return O_PATH; }
+int be_at_empty_path(void) { return AT_EMPTY_PATH; }
+unsigned int be_major(uint64_t dev) { return major(dev); }
+unsigned int be_minor(uint64_t dev) { return minor(dev); }

@@ -65,9 +65,10 @@ struct Responder: Sendable {
 
     // MARK: streams (chunked)
 
-    func startStream(_ status: Int = 200, contentType: String) async {
-        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status),
-                                    headers: headers(contentType, length: nil))
+    func startStream(_ status: Int = 200, contentType: String, extra: [(String, String)] = []) async {
+        var h = headers(contentType, length: nil)
+        for (k, v) in extra { h.replaceOrAdd(name: k, value: v) }
+        let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: h)
         try? await flushed(HTTPServerResponsePart.head(head))
     }
 

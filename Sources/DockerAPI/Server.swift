@@ -104,7 +104,7 @@ public final class APIServer: Sendable {
 }
 
 /// Reads one request at a time (clients here do not pipeline), hands it to the router on a task.
-final class HTTPConnection: ChannelInboundHandler, @unchecked Sendable {
+final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
     static let maxBody = 32 << 20

@@ -24,3 +24,8 @@ int be_pipe_cloexec(int fds[2]);
 int be_tmpfile(const char *dir);
 /// open(path, O_PATH|O_DIRECTORY|O_CLOEXEC).
 int be_open_dir_path(const char *path);
+/// O_PATH and AT_EMPTY_PATH, which Glibc's Swift module hides.
+int be_o_path(void);
+int be_at_empty_path(void);
+unsigned int be_major(uint64_t dev);
+unsigned int be_minor(uint64_t dev);
