@@ -11,7 +11,7 @@ RUNTIME      := $(abspath .build-static/release/berth-runtime)
 SHIM         := $(abspath .build-static/release/berth-shim)
 STATIC_FLAGS := -c release --static-swift-stdlib -Xswiftc -static-executable --scratch-path .build-static
 
-.PHONY: build runtime shim probe fixtures image-fixtures image-tool deps test demo bench bench-pull clean
+.PHONY: build runtime shim probe fixtures image-fixtures image-tool deps test demo demo-runtime bin busybox-tar bench bench-pull bench-engine clean
 
 build: runtime shim probe
 
@@ -46,12 +46,32 @@ image-tool:
 # The whole package's tests (unit tests and the root integration tests against the static runtime).
 # berth-image is built into the tests' own scratch dir: the Images tests kill a pull it runs.
 test: deps build fixtures
-	$(SWIFT) build --scratch-path .build-test --product berth-image
+	$(SWIFT) build --scratch-path .build-test
 	BERTH_ROOT_TESTS=1 BERTH_RUNTIME=$(RUNTIME) BERTH_SHIM=$(SHIM) BERTH_PROBE=$(PROBE) BERTH_FIXTURES=$(FIXTURES) \
-		BERTH_IMAGE=$(abspath .build-test/debug/berth-image) $(SWIFT) test --scratch-path .build-test
+		BERTH_IMAGE=$(abspath .build-test/debug/berth-image) BERTH_BERTHD=$(abspath .build-test/debug/berthd) \
+		BERTH_CLI=$(abspath .build-test/debug/berth) $(SWIFT) test --scratch-path .build-test
+
+# The four binaries side by side in ./bin (berth starts berthd from its own dir, berthd finds the shim and
+# the runtime next to itself): static runtime and shim, release berthd and berth.
+bin: runtime shim
+	$(SWIFT) build -c release --product berthd --scratch-path .build-release
+	$(SWIFT) build -c release --product berth --scratch-path .build-release
+	mkdir -p bin
+	cp -f $(RUNTIME) $(SHIM) .build-release/release/berthd .build-release/release/berth bin/
+
+# The offline busybox image (Debian's busybox-static, scripts/image-fixtures.sh) as a docker archive.
+busybox-tar: image-fixtures
+	mkdir -p fixtures/out
+	rm -f fixtures/out/busybox.tar
+	skopeo copy -q oci:$(IMAGES)/busybox:latest docker-archive:fixtures/out/busybox.tar:busybox:latest
+
+# The engine: berth starts berthd (default /var/lib/berth, /run/berth) and loads the offline busybox image;
+# the README's first command then runs `./bin/berth run --rm busybox echo hello`.
+demo: deps bin busybox-tar
+	./bin/berth load -i fixtures/out/busybox.tar
 
 # The runtime on its own, then the image path: a local registry, berth-image pull, a snapshot as the rootfs.
-demo: deps build fixtures
+demo-runtime: deps build fixtures
 	rm -rf fixtures/out/demo
 	BERTH_FIXTURES=$(FIXTURES) scripts/mkbundle.sh fixtures/out/demo echo hello from berth
 	cd fixtures/out/demo && $(RUNTIME) run demo-$$$$
@@ -66,4 +86,4 @@ bench-pull: deps image-fixtures image-tool
 	BERTH_IMAGE=$(BERTH_IMAGE) BERTH_FIXTURES=$(FIXTURES) bench/pull
 
 clean:
-	rm -rf .build-static .build-test .build-release fixtures/cache fixtures/out
+	rm -rf .build-static .build-test .build-release fixtures/cache fixtures/out bin

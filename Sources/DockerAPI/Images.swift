@@ -99,7 +99,7 @@ extension Router {
                 throw APIError(409, "conflict: unable to remove repository reference \"\(target)\" (must force) - container \(users[0].prefix(12)) is using its referenced image \(s.id.encoded.prefix(12))")
             }
             let untagged = try engine.images.remove(target, force: force, inUse: force ? [] : inUse)
-            var out: [[String: String]] = untagged.map { ["Untagged": $0] }
+            var out: [[String: String]] = untagged.map { ["Untagged": (try? Reference(parsing: $0))?.familiarString ?? $0] }
             let still = (try? engine.images.list())?.contains { $0.id == s.id } ?? false
             if !still { out.append(["Deleted": s.id.description]); _ = try? await engine.images.gc() }
             for n in untagged { engine.events.emit("image", "untag", id: s.id.description, ["name": n]) }
@@ -215,7 +215,9 @@ final class ProgressWriter: @unchecked Sendable {
         let s = stream
         task = Task {
             for await e in s {
-                var line: [String: Any] = ["status": e.dockerStatus, "id": e.id.hasPrefix("sha256:") ? String(e.id.dropFirst(7).prefix(12)) : e.id]
+                var status = e.dockerStatus
+                if e.state == .resolving, let m = e.message { status += " " + m }
+                var line: [String: Any] = ["status": status, "id": e.id.hasPrefix("sha256:") ? String(e.id.dropFirst(7).prefix(12)) : e.id]
                 if e.total > 0 && (e.state == .downloading || e.state == .pushing) {
                     line["progressDetail"] = ["current": e.current, "total": e.total]
                     line["progress"] = ProgressWriter.bar(e.current, e.total)

@@ -223,9 +223,13 @@ enum Translate {
         ]
     }
 
+    /// An image stored under its digest only (loaded without a name) is untagged for Docker's clients.
+    static func tags(_ s: ImageSummary) -> [String] { s.names.filter { !$0.hasPrefix("sha256:") } }
+    static func digests(_ s: ImageSummary) -> [String] { s.repoDigests.filter { !$0.contains("/sha256@") } }
+
     static func imageSummary(_ s: ImageSummary, containers: Int) -> [String: Any] {
         [
-            "Id": s.id.description, "ParentId": "", "RepoTags": s.names, "RepoDigests": s.repoDigests,
+            "Id": s.id.description, "ParentId": "", "RepoTags": tags(s), "RepoDigests": digests(s),
             "Created": Int(s.created.flatMap { Timestamp.parse($0) }?.timeIntervalSince1970 ?? 0),
             "Size": s.unpackedSize, "SharedSize": -1, "VirtualSize": s.unpackedSize,
             "Labels": s.config.config?.Labels ?? [:], "Containers": containers,
@@ -242,7 +246,7 @@ enum Translate {
         if let v = ic?.Volumes { cfg["Volumes"] = Dictionary(uniqueKeysWithValues: v.keys.map { ($0, [String: Any]()) }) }
         if let p = ic?.ExposedPorts { cfg["ExposedPorts"] = Dictionary(uniqueKeysWithValues: p.keys.map { ($0, [String: Any]()) }) }
         return [
-            "Id": s.id.description, "RepoTags": s.names, "RepoDigests": s.repoDigests, "Parent": "", "Comment": "",
+            "Id": s.id.description, "RepoTags": tags(s), "RepoDigests": digests(s), "Parent": "", "Comment": "",
             "Created": s.created ?? Timestamp.zero, "DockerVersion": "", "Author": s.config.author ?? "",
             "Config": cfg, "Architecture": s.platform.architecture, "Os": s.platform.os,
             "Variant": s.platform.variant as Any? ?? NSNull(),
