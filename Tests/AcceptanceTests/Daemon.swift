@@ -418,6 +418,8 @@ final class Daemon: @unchecked Sendable {
         }
         mkdir(CLIEnv.ioRoot, 0o700)
         _ = try? CLIProc(["/bin/rm", "-rf", "--one-file-system", dir], ioDir: CLIEnv.ioRoot).wait()
+        try? FileManager.default.removeItem(atPath: CLIEnv.ioRoot)
+        if FileManager.default.fileExists(atPath: dir) { Issue.record("teardown left \(dir) behind") }
         Daemon.liveLock.withLock { Daemon.live.removeAll { $0 === self } }
     }
 
