@@ -109,8 +109,10 @@ struct Responder: Sendable {
         let head = HTTPResponseHead(version: .http1_1, status: status, headers: h)
         try await flushed(HTTPServerResponsePart.head(head))
         let ch = channel
+        let conn = connection
         try await ch.eventLoop.submit {
             let ops = ch.pipeline.syncOperations
+            if conn.inputClosed { raw.inputClosed = true }
             try ops.addHandler(raw)
             _ = ops.removeHandler(name: "http-encoder")
             _ = ops.removeHandler(name: "http-conn")

@@ -179,6 +179,19 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler, @unc
         }
     }
 
+    /// The client half-closed (stdin ended) before a hijack completed: the raw handler learns it then.
+    var inputClosed = false
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? ChannelEvent, e == .inputClosed {
+            inputClosed = true
+            // A plain request/response client that half-closes still gets its answer; idle ones are closed.
+            if !busy { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         closed.withLockedValue { $0 = true }
         if let f = file { close(f.fd); unlink(f.path); file = nil }

@@ -224,8 +224,16 @@ enum Translate {
     }
 
     /// An image stored under its digest only (loaded without a name) is untagged for Docker's clients.
-    static func tags(_ s: ImageSummary) -> [String] { s.names.filter { !$0.hasPrefix("sha256:") } }
-    static func digests(_ s: ImageSummary) -> [String] { s.repoDigests.filter { !$0.contains("/sha256@") } }
+    /// Names as Docker's daemon shows them: "busybox:latest", not "docker.io/library/busybox:latest".
+    static func tags(_ s: ImageSummary) -> [String] {
+        s.names.filter { !$0.hasPrefix("sha256:") }.map { (try? Reference(parsing: $0))?.familiarString ?? $0 }
+    }
+    static func digests(_ s: ImageSummary) -> [String] {
+        s.repoDigests.filter { !$0.contains("/sha256@") }.map { d in
+            guard let at = d.firstIndex(of: "@"), let r = try? Reference(parsing: String(d[..<at])) else { return d }
+            return r.familiarName + d[at...]
+        }
+    }
 
     static func imageSummary(_ s: ImageSummary, containers: Int) -> [String: Any] {
         [
