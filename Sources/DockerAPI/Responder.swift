@@ -41,8 +41,8 @@ struct Responder: Sendable {
             channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
         }
         try? await flushed(HTTPServerResponsePart.end(nil))
-        if !keepAlive { try? await channel.close() }
         connection.busy = false
+        if !keepAlive || connection.inputClosed { try? await channel.close() }
     }
 
     func json(_ value: Any) async { await json(200, value) }
@@ -89,8 +89,8 @@ struct Responder: Sendable {
 
     func end() async {
         try? await flushed(HTTPServerResponsePart.end(nil))
-        if !keepAlive { try? await channel.close() }
         connection.busy = false
+        if !keepAlive || connection.inputClosed { try? await channel.close() }
     }
 
     // MARK: hijack
@@ -113,12 +113,12 @@ struct Responder: Sendable {
         try await ch.eventLoop.submit {
             let ops = ch.pipeline.syncOperations
             if conn.inputClosed { raw.inputClosed = true }
+            conn.hijacked = true
             try ops.addHandler(raw)
             _ = ops.removeHandler(name: "http-encoder")
             _ = ops.removeHandler(name: "http-conn")
             _ = ops.removeHandler(name: "http-decoder")
         }.get()
-        connection.hijacked = true
     }
 }
 

@@ -87,9 +87,11 @@ public final class APIServer: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .forwardBytes))
                     let encoder = HTTPResponseEncoder()
+                    let conn = HTTPConnection(router: router)
+                    try channel.pipeline.syncOperations.addHandler(EOFGate(conn), name: "eof-gate")
                     try channel.pipeline.syncOperations.addHandler(decoder, name: "http-decoder")
                     try channel.pipeline.syncOperations.addHandler(encoder, name: "http-encoder")
-                    try channel.pipeline.syncOperations.addHandler(HTTPConnection(router: router), name: "http-conn")
+                    try channel.pipeline.syncOperations.addHandler(conn, name: "http-conn")
                 }
             }
             .bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true).get()
@@ -100,6 +102,28 @@ public final class APIServer: Sendable {
     public func close() async {
         let ch = channel.withLockedValue { $0 }
         try? await ch?.close()
+    }
+}
+
+/// Sits before the HTTP decoder and keeps the client's half-close from it: a client that sends stdin and
+/// shuts its side down right after an attach/exec request must not have that EOF parsed as the end of the
+/// HTTP stream (NIO's decoder would drop the bytes it holds for the upgrade). After a hijack the event goes
+/// on to the raw handler; before one, an idle connection is closed and a busy one after its response.
+final class EOFGate: ChannelInboundHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    let conn: HTTPConnection
+    init(_ conn: HTTPConnection) { self.conn = conn }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { context.fireChannelRead(data) }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let e = event as? ChannelEvent, e == .inputClosed, !conn.hijacked {
+            conn.inputClosed = true
+            if !conn.busy { context.close(promise: nil) }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 }
 
@@ -181,16 +205,6 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler, @unc
 
     /// The client half-closed (stdin ended) before a hijack completed: the raw handler learns it then.
     var inputClosed = false
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let e = event as? ChannelEvent, e == .inputClosed {
-            inputClosed = true
-            // A plain request/response client that half-closes still gets its answer; idle ones are closed.
-            if !busy { context.close(promise: nil) }
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
 
     func channelInactive(context: ChannelHandlerContext) {
         closed.withLockedValue { $0 = true }
