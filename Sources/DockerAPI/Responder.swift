@@ -36,6 +36,7 @@ struct Responder: Sendable {
         var h = headers(contentType, length: body.count)
         for (k, v) in extra { h.replaceOrAdd(name: k, value: v) }
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: h)
+        connection.lastStatus = status
         channel.write(HTTPServerResponsePart.head(head), promise: nil)
         if !body.isEmpty {
             channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: body))), promise: nil)
@@ -69,6 +70,7 @@ struct Responder: Sendable {
         var h = headers(contentType, length: nil)
         for (k, v) in extra { h.replaceOrAdd(name: k, value: v) }
         let head = HTTPResponseHead(version: .http1_1, status: HTTPResponseStatus(statusCode: status), headers: h)
+        connection.lastStatus = status
         try? await flushed(HTTPServerResponsePart.head(head))
     }
 
@@ -106,6 +108,7 @@ struct Responder: Sendable {
         }
         h.add(name: "Api-Version", value: APIServer.maxVersion)
         let status: HTTPResponseStatus = upgrade ? .switchingProtocols : .ok
+        connection.lastStatus = Int(status.code)
         let head = HTTPResponseHead(version: .http1_1, status: status, headers: h)
         try await flushed(HTTPServerResponsePart.head(head))
         let ch = channel

@@ -14,14 +14,22 @@ final class Router: Sendable {
     let group: MultiThreadedEventLoopGroup
     let log: Logger
     let started = Date()
+    let metrics: Metrics?
 
-    init(engine: Engine, group: MultiThreadedEventLoopGroup, log: Logger) {
+    init(engine: Engine, group: MultiThreadedEventLoopGroup, log: Logger, metrics: Metrics?) {
         self.engine = engine
         self.group = group
         self.log = log
+        self.metrics = metrics
     }
 
     func handle(_ req: Request, _ res: Responder) async {
+        let t0 = ContinuousClock.now
+        await handleRequest(req, res)
+        metrics?.observe(method: req.method.rawValue, status: res.connection.lastStatus, elapsed: ContinuousClock.now - t0)
+    }
+
+    func handleRequest(_ req: Request, _ res: Responder) async {
         if let v = req.version {
             if Self.compare(v, APIServer.minVersion) < 0 {
                 await res.error(APIError(400, "client version \(v) is too old. Minimum supported API version is \(APIServer.minVersion), please upgrade your client to a newer version"))

@@ -70,11 +70,11 @@ public final class APIServer: Sendable {
     let router: Router
     let channel: NIOLockedValueBox<Channel?> = NIOLockedValueBox(nil)
 
-    public init(engine: Engine, group: MultiThreadedEventLoopGroup, logger: Logger) {
+    public init(engine: Engine, group: MultiThreadedEventLoopGroup, logger: Logger, metrics: Metrics? = nil) {
         self.engine = engine
         self.group = group
         self.log = logger
-        self.router = Router(engine: engine, group: group, log: logger)
+        self.router = Router(engine: engine, group: group, log: logger, metrics: metrics)
     }
 
     public func listen(unixSocket path: String) async throws {
@@ -205,6 +205,8 @@ final class HTTPConnection: ChannelInboundHandler, RemovableChannelHandler, @unc
 
     /// The client half-closed (stdin ended) before a hijack completed: the raw handler learns it then.
     var inputClosed = false
+    /// The status of the last response head (for metrics; 101 for hijacks).
+    var lastStatus = 0
 
     func channelInactive(context: ChannelHandlerContext) {
         closed.withLockedValue { $0 = true }

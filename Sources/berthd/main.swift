@@ -18,6 +18,7 @@ struct Flags {
     var logLevel = Logger.Level.info
     var config: String?
     var insecure: [String] = []
+    var metricsAddr: String?
 }
 
 func usage() -> Never {
@@ -35,6 +36,7 @@ func usage() -> Never {
       --config FILE          daemon.json (registry-mirrors, insecure-registries)
       --insecure-registry H  a registry reached over plain HTTP (repeatable)
       --log-level LEVEL      debug, info, warn, error (default info)
+      --metrics-addr H:P     serve Prometheus metrics on http://H:P/metrics (off by default)
       --version              print the version
     """)
     exit(0)
@@ -64,6 +66,7 @@ while !args.isEmpty {
     case "--shim": flags.shim = next()
     case "--config": flags.config = next()
     case "--insecure-registry": flags.insecure.append(next())
+    case "--metrics-addr": flags.metricsAddr = next()
     case "--log-level":
         let v = next()
         guard let l = Logger.Level(rawValue: v == "warn" ? "warning" : v) else { fail("unknown log level \(v)") }
@@ -118,7 +121,8 @@ for (what, p) in [("runtime", options.runtime), ("shim", options.shim)] where ac
 let engine: Engine
 do { engine = try Engine(options: options, logger: log) } catch { fail(error.message) }
 let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-let server = APIServer(engine: engine, group: group, logger: log)
+let metrics = flags.metricsAddr.map { _ in Metrics(engine: engine) }
+let server = APIServer(engine: engine, group: group, logger: log, metrics: metrics)
 let dir = String(socketPath[..<(socketPath.lastIndex(of: "/") ?? socketPath.endIndex)])
 if !dir.isEmpty { mkdir(dir, 0o711) }
 
@@ -141,6 +145,13 @@ Task {
     do {
         try await server.listen(unixSocket: socketPath)
         log.info("berthd listening on \(flags.host) (root \(flags.root), runtime \(options.runtime))")
+        if let m = metrics, let addr = flags.metricsAddr {
+            guard let colon = addr.lastIndex(of: ":"), let port = Int(addr[addr.index(after: colon)...]) else {
+                fail("--metrics-addr \(addr): expected HOST:PORT")
+            }
+            try await m.listen(host: String(addr[..<colon]), port: port, group: group)
+            log.info("metrics on http://\(addr)/metrics")
+        }
     } catch {
         fail("listen on \(socketPath): \(error)")
     }
