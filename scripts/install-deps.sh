@@ -7,7 +7,7 @@ set -euo pipefail
 # engine tests were written against podman with them (network backend, init, id mapping).
 # Images: zlib, zstd and OpenSSL headers for the Swift module; registry, skopeo, umoci, zstd, htpasswd, setcap,
 # curl and python3 for the image fixtures (scripts/image-fixtures.sh), the test registry and bench/pull.
-pkgs=(libsqlite3-dev busybox-static runc crun libseccomp-dev hyperfine gcc libc6-dev make jq time util-linux procps containerd podman
+pkgs=(libsqlite3-dev tini busybox-static runc crun libseccomp-dev hyperfine gcc libc6-dev make jq time util-linux procps containerd podman
       conmon netavark aardvark-dns containernetworking-plugins slirp4netns catatonit uidmap fuse-overlayfs
       docker-registry skopeo umoci apache2-utils libzstd-dev zstd zlib1g-dev libssl-dev libcap2-bin curl python3 python3-cryptography)
 missing=()
