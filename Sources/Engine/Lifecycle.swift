@@ -21,15 +21,26 @@ extension Engine {
         do {
             try await launch(r.id)
         } catch {
-            if var cur = containers[r.id] {
-                cur.state.error = error.message
-                if cur.state.status == .restarting { cur.state.status = .exited }
-                cur.state.exitCode = { if case .cannotExec(let c) = error.code { return c }; return 128 }()
-                try? save(cur)
-            }
-            failPendingAttach(r.id, error)
+            await startFailed(r.id, error)
             throw error
         }
+    }
+
+    /// A start that failed: the error and Docker's code (126/127 when the command could not run, else 128)
+    /// are recorded, attaches and exit waiters are released, and an AutoRemove container goes away.
+    func startFailed(_ id: String, _ error: EngineError) async {
+        failPendingAttach(id, error)
+        guard var cur = containers[id] else { return }
+        let code: Int32 = { if case .cannotExec(let c) = error.code { return c }; return 128 }()
+        cur.state.error = error.message
+        cur.state.exitCode = code
+        if cur.state.status == .restarting { cur.state.status = .exited }
+        if cur.state.status == .exited { cur.state.finishedAt = Date() }
+        try? save(cur)
+        let ws = waiters[id] ?? []
+        waiters[id] = ws.filter { $0.condition == .removed }
+        for w in ws where w.condition != .removed { w.cont.resume(returning: (code, error.message)) }
+        if cur.hostConfig.autoRemove { try? await remove(id, force: true, volumes: false) }
     }
 
     /// Mounts, writes the bundle, spawns the shim, connects waiting attaches, starts, watches the exit.

@@ -146,7 +146,10 @@ struct ShimClient: Sendable {
 
 extension EngineError {
     /// A runtime's failure to start the process, mapped as Docker maps it (126/127 for exec failures).
-    static func runtimeFailure(_ msg: String) -> EngineError {
+    static func runtimeFailure(_ text: String) -> EngineError {
+        // Go's wording (lower case), which the docker CLI matches to pick 126/127.
+        let msg = text.replacingOccurrences(of: "No such file or directory", with: "no such file or directory")
+            .replacingOccurrences(of: "Permission denied", with: "permission denied")
         let lower = msg.lowercased()
         if lower.contains("no such file") || lower.contains("not found") && (lower.contains("exec") || lower.contains("executable")) {
             return EngineError(.cannotExec(127), msg)

@@ -20,9 +20,18 @@ enum SpecBuilder {
         "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE",
     ]
 
+    /// The capabilities berthd itself may hand out (its bounding set): `--privileged` and `--cap-add ALL`
+    /// mean these, as Docker gives "all the daemon has" (here, for one, CAP_SYS_RESOURCE is not).
+    static let grantable: [String] = {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = s.split(separator: "\n").first(where: { $0.hasPrefix("CapBnd:") }),
+              let mask = UInt64(line.dropFirst(7).trimmingCharacters(in: .whitespaces), radix: 16) else { return allCaps }
+        return allCaps.enumerated().filter { mask & (1 << UInt64($0.offset)) != 0 }.map(\.element)
+    }()
+
     /// Docker's capability names: "NET_ADMIN", "CAP_NET_ADMIN", "ALL", any case.
     static func capabilities(add: [String], drop: [String], privileged: Bool) throws(EngineError) -> [String] {
-        if privileged { return allCaps }
+        if privileged { return grantable }
         func norm(_ c: String) throws(EngineError) -> String {
             let u = c.uppercased()
             if u == "ALL" { return u }
@@ -33,7 +42,7 @@ enum SpecBuilder {
         let adds = try add.map { (c: String) throws(EngineError) in try norm(c) }
         let drops = try drop.map { (c: String) throws(EngineError) in try norm(c) }
         var caps = drops.contains("ALL") ? [] : defaultCaps
-        if adds.contains("ALL") { caps = allCaps }
+        if adds.contains("ALL") { caps = grantable }
         for c in adds where c != "ALL" && !caps.contains(c) { caps.append(c) }
         caps.removeAll { drops.contains($0) }
         return caps
