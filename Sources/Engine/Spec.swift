@@ -91,7 +91,7 @@ enum SpecBuilder {
         let rfd = be_open_dir_path(root)
         guard rfd >= 0 else { return nil }
         defer { close(rfd) }
-        let fd = bl_openat2(rfd, path, UInt64(O_RDONLY | O_CLOEXEC), 0, UInt64(0x08 | 0x02)) // RESOLVE_IN_ROOT | NO_MAGICLINKS
+        let fd = bl_openat2(rfd, path, UInt64(O_RDONLY | O_CLOEXEC), 0, UInt64(0x10 | 0x02)) // RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var out = [UInt8]()
