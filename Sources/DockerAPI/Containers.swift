@@ -211,7 +211,8 @@ extension Router {
 
     func stats(_ req: Request, _ res: Responder, _ id: String) async throws {
         let t = try await engine.statsTarget(id)
-        let stream = req.q("stream").map { $0 != "0" && $0 != "false" } ?? true
+        // Docker's BoolValue: docker-py sends stream=False (Python's spelling), so compare case-insensitively.
+        let stream = req.q("stream") == nil ? true : req.bool("stream")
         let oneShot = req.bool("one-shot")
         func doc(_ s: Engine.Stats, _ pre: Engine.Stats?) -> [String: Any] {
             func cpu(_ s: Engine.Stats?) -> [String: Any] {
