@@ -55,7 +55,8 @@ public actor Engine {
         self.log = logger
         for d in [options.root, options.root + "/containers", options.execRoot, options.execRoot + "/c",
                   options.execRoot + "/runtime", options.execRoot + "/netns"] {
-            if mkdir(d, 0o711) != 0 && errno != EEXIST { throw EngineError.system("create \(d)") }
+            do { try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o711]) }
+            catch { throw EngineError(.system, "create \(d): \(error.localizedDescription)") }
         }
         do { images = try ImageService(options.images) } catch { throw EngineError(error) }
         store = try Store(path: options.root + "/db.sqlite")

@@ -124,7 +124,7 @@ let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 let metrics = flags.metricsAddr.map { _ in Metrics(engine: engine) }
 let server = APIServer(engine: engine, group: group, logger: log, metrics: metrics)
 let dir = String(socketPath[..<(socketPath.lastIndex(of: "/") ?? socketPath.endIndex)])
-if !dir.isEmpty { mkdir(dir, 0o711) }
+if !dir.isEmpty { try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
 
 let signals = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .main)
 let signalsInt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .main)
