@@ -158,6 +158,7 @@ extension Engine {
                     try reader.readAll(f) { if accept($0) { lines.append($0) } }
                 }
                 var tailFile = LogReader.Tail(path: path)
+                defer { tailFile.close() }
                 try tailFile.read { if accept($0) { lines.append($0) } }
                 if let n = o.tail, n >= 0, lines.count > n { lines.removeFirst(lines.count - n) }
                 for l in lines {
@@ -196,6 +197,7 @@ struct LogReader {
 
     func readAll(_ path: String, _ body: (Engine.LogLine) -> Void) throws {
         var t = Tail(path: path)
+        defer { t.close() }
         try t.read(body)
     }
 
@@ -212,7 +214,7 @@ struct LogReader {
             if stat(path, &st) == 0, st.st_ino != ino || fd < 0 {
                 if fd >= 0 {
                     drain(body) // whatever the old file still had
-                    close(fd)
+                    Glibc.close(fd)
                 }
                 fd = open(path, O_RDONLY | O_CLOEXEC)
                 ino = st.st_ino
@@ -220,6 +222,12 @@ struct LogReader {
             }
             guard fd >= 0 else { return }
             drain(body)
+        }
+
+        /// Tail is a value without a deinit: whoever made one closes it.
+        mutating func close() {
+            if fd >= 0 { Glibc.close(fd) }
+            fd = -1
         }
 
         mutating func drain(_ body: (Engine.LogLine) -> Void) {
