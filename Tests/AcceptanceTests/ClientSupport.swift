@@ -198,6 +198,9 @@ final class ClientDaemon: @unchecked Sendable {
         return false
     }
 
+    /// `docker ARGS` described, for failure messages (never throws).
+    func show(_ args: [String]) -> String { (try? docker(args)).map { "\($0)" } ?? "<docker \(args) could not run>" }
+
     /// Removes every container (docker rm -f of `ps -aq`); for cleanup, failures ignored.
     func removeAllContainers() {
         guard let ids = try? docker(["ps", "-aq"]).lines, !ids.isEmpty else { return }
