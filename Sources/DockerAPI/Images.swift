@@ -80,8 +80,9 @@ extension Router {
             do {
                 let d = try await engine.images.push(ref, progress: { e in progress.send(e) })
                 await progress.drain()
-                _ = await res.writeJSON(["status": "\(tag ?? "latest"): digest: \(d) size: 0"])
-                _ = await res.writeJSON(["progressDetail": [String: Any](), "aux": ["Tag": tag ?? "latest", "Digest": d.description, "Size": 0]])
+                let size = (try? engine.images.lookup(ref).target.size) ?? 0
+                _ = await res.writeJSON(["status": "\(tag ?? "latest"): digest: \(d) size: \(size)"])
+                _ = await res.writeJSON(["progressDetail": [String: Any](), "aux": ["Tag": tag ?? "latest", "Digest": d.description, "Size": size]])
             } catch {
                 await progress.drain()
                 let msg = EngineError.wrap(error).message
@@ -146,15 +147,19 @@ extension Router {
         if let p = req.q("platform"), !p.isEmpty {
             do { platform = try Platform(parsing: p) } catch { throw APIError(400, "invalid platform \(p)") }
         }
-        do { _ = try Reference(parsing: ref) } catch { throw APIError(400, "invalid reference format: \(ref)") }
+        let parsed: Reference
+        do { parsed = try Reference(parsing: ref) } catch { throw APIError(400, "invalid reference format: \(ref)") }
+        // "Status: Image is up to date" only when the name already pointed at what was pulled.
+        let before = try? engine.images.lookup(parsed.description).target.digest
         await res.startStream(contentType: "application/json")
-        let progress = ProgressWriter(res: res)
+        // Docker names the repository path without its registry: "latest: Pulling from library/busybox".
+        let progress = ProgressWriter(res: res, repositoryPath: parsed.repository.path)
         do {
             let r = try await engine.images.pull(ref, platform: platform, progress: { e in progress.send(e) })
             await progress.drain()
             let familiar = (try? Reference(parsing: r.name))?.familiarString ?? r.name
             _ = await res.writeJSON(["status": "Digest: \(r.target.digest)"])
-            _ = await res.writeJSON(["status": r.bytesDownloaded > 0 || r.reused == 0 ? "Status: Downloaded newer image for \(familiar)" : "Status: Image is up to date for \(familiar)"])
+            _ = await res.writeJSON(["status": before == r.target.digest ? "Status: Image is up to date for \(familiar)" : "Status: Downloaded newer image for \(familiar)"])
             engine.events.emit("image", "pull", id: r.name, ["name": r.name])
         } catch {
             await progress.drain()
@@ -210,13 +215,13 @@ final class ProgressWriter: @unchecked Sendable {
     let (stream, cont) = AsyncStream<ProgressEvent>.makeStream()
     var task: Task<Void, Never>?
 
-    init(res: Responder) {
+    init(res: Responder, repositoryPath: String? = nil) {
         self.res = res
         let s = stream
         task = Task {
             for await e in s {
                 var status = e.dockerStatus
-                if e.state == .resolving, let m = e.message { status += " " + m }
+                if e.state == .resolving, let m = repositoryPath ?? e.message { status += " " + m }
                 var line: [String: Any] = ["status": status, "id": e.id.hasPrefix("sha256:") ? String(e.id.dropFirst(7).prefix(12)) : e.id]
                 if e.total > 0 && (e.state == .downloading || e.state == .pushing) {
                     line["progressDetail"] = ["current": e.current, "total": e.total]

@@ -31,7 +31,11 @@ extension Engine {
                 defer { if !mounted && temporary { Host.unmount(root) } }
                 return try body(root)
             }
-        } catch { throw EngineError.wrap(error) }
+        } catch {
+            var e = EngineError.wrap(error)
+            if case .notFound = e.code, e.message.hasSuffix(" in container") { e.message += " " + ref }
+            throw e
+        }
     }
 
     public func archiveStat(_ ref: String, path: String) async throws(EngineError) -> PathStat {

@@ -70,7 +70,8 @@ enum Host {
         }
     }
 
-    static func writeFile(_ path: String, _ text: String) throws(EngineError) {
+    /// Temp name + rename; `durable` adds the fsync (files rebuilt at every start need none).
+    static func writeFile(_ path: String, _ text: String, durable: Bool = true) throws(EngineError) {
         let tmp = path + ".tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let fd = open(tmp, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw EngineError.system("create \(tmp)") }
@@ -82,7 +83,7 @@ enum Host {
             if n <= 0 { let e = errno; close(fd); unlink(tmp); throw EngineError.system("write \(tmp)", errno: e) }
             off += n
         }
-        guard fsync(fd) == 0, close(fd) == 0 else { unlink(tmp); throw EngineError.system("write \(tmp)") }
+        guard !durable || fsync(fd) == 0, close(fd) == 0 else { unlink(tmp); throw EngineError.system("write \(tmp)") }
         guard rename(tmp, path) == 0 else { let e = errno; unlink(tmp); throw EngineError.system("rename \(tmp)", errno: e) }
     }
 

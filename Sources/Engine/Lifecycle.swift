@@ -79,15 +79,15 @@ extension Engine {
                 try Host.mountRootfs(record.mounts, at: rootfs)
                 do {
                     let hn = SpecBuilder.hostname(record)
-                    try Host.writeFile(bundle + "/hostname", hn + "\n")
+                    try Host.writeFile(bundle + "/hostname", hn + "\n", durable: false)
                     try Host.writeFile(bundle + "/hosts", "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
                         + "127.0.0.1\t\(hn)\n" + record.hostConfig.extraHosts.map { h -> String in
                             let p = h.split(separator: ":", maxSplits: 1)
                             return p.count == 2 ? "\(p[1])\t\(p[0])\n" : ""
-                        }.joined())
+                        }.joined(), durable: false)
                     var resolv = (try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? ""
                     if !record.hostConfig.dns.isEmpty { resolv = record.hostConfig.dns.map { "nameserver \($0)\n" }.joined() }
-                    try Host.writeFile(bundle + "/resolv.conf", resolv)
+                    try Host.writeFile(bundle + "/resolv.conf", resolv, durable: false)
                     var netnsArg: String?
                     if record.hostConfig.networkMode != "host" {
                         Host.removeNetns(at: netns)
@@ -97,7 +97,7 @@ extension Engine {
                     let spec = try SpecBuilder.build(record, bundle: bundle, rootfs: rootfs, cgroupsPath: Engine.cgroupsPath(record.id),
                                                      initPath: initPath, netnsPath: netnsArg)
                     let data = try JSONSerialization.data(withJSONObject: spec, options: [.sortedKeys])
-                    try Host.writeFile(bundle + "/config.json", String(decoding: data, as: UTF8.self))
+                    try Host.writeFile(bundle + "/config.json", String(decoding: data, as: UTF8.self), durable: false)
                     Host.removeTree(state)
                     guard mkdir(state, 0o700) == 0 else { throw EngineError.system("create \(state)") }
                     return try shimClient.spawn(spawn)
