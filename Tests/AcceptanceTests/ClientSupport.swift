@@ -56,6 +56,10 @@ enum ClientTests {
     }()
 }
 
+/// The parent of the docker-client suites: serialized, so one of their daemons works at a time (2 cores; the
+/// load and crash suites measure the machine).
+@Suite(.serialized) struct DockerClients {}
+
 // MARK: - A restartable private berthd
 
 final class ClientDaemon: @unchecked Sendable {
