@@ -216,8 +216,13 @@ public struct Runtime: Sendable {
             let n = read(fd, &byte, 1)
             if n == 1 { break }
             if n < 0 && errno != EAGAIN && errno != EINTR { throw RuntimeError(.system, "read exec fifo: \(errnoString(errno))") }
-            // no writer yet (n == 0) or nothing written yet: the init is on its way, unless it died
-            if r.process?.liveness != .alive { throw RuntimeError(.failedPrecondition, "cannot start a container that has stopped") }
+            // no writer yet (n == 0) or nothing written yet: the init is on its way, unless it died. An init
+            // that opened the fifo, wrote its byte, exec'd and exited between our read and this check did
+            // start: its byte is still in the fifo.
+            if r.process?.liveness != .alive {
+                if read(fd, &byte, 1) == 1 { break }
+                throw RuntimeError(.failedPrecondition, "cannot start a container that has stopped")
+            }
             var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             _ = poll(&pfd, 1, waited < 100 ? 1 : 10)
             waited += 1
