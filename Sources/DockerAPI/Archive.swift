@@ -25,13 +25,7 @@ extension Router {
             lseek(fd, 0, SEEK_SET)
             let (k, v) = statHeader(s)
             await res.startStream(contentType: "application/x-tar", extra: [(k, v)])
-            var buf = [UInt8](repeating: 0, count: 1 << 20)
-            while true {
-                let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-                if n <= 0 { break }
-                if !(await res.write(Array(buf[0..<n]))) { return }
-            }
-            await res.end()
+            if await res.writeFile(fd) { await res.end() }
         case .PUT:
             guard let file = req.bodyFile else { throw APIError(400, "no archive in the request body") }
             let st = try await engine.archiveStat(id, path: path)

@@ -181,13 +181,7 @@ extension Router {
         guard fd >= 0 else { throw APIError(500, "open \(tmp): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         await res.startStream(contentType: "application/x-tar")
-        var buf = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            if !(await res.write(Array(buf[0..<n]))) { return }
-        }
-        await res.end()
+        if await res.writeFile(fd) { await res.end() }
     }
 
     func load(_ req: Request, _ res: Responder) async throws {

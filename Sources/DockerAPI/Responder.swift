@@ -89,6 +89,16 @@ struct Responder: Sendable {
         return await write(Array(data) + [10])
     }
 
+    /// Streams an open file from its current offset, in 1 MiB chunks; false if the client went away.
+    func writeFile(_ fd: Int32) async -> Bool {
+        var buf = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = buf.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n <= 0 { return true }
+            if !(await write(Array(buf[0..<n]))) { return false }
+        }
+    }
+
     func end() async {
         try? await flushed(HTTPServerResponsePart.end(nil))
         connection.busy = false

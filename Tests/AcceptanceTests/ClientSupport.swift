@@ -241,23 +241,9 @@ final class ClientDaemon: @unchecked Sendable {
     func mounts() -> [String] { CLIHost.mounts(under: dir) }
 
     private func loadBusybox() throws {
-        guard FileManager.default.fileExists(atPath: CLIEnv.busyboxLayout + "/index.json") else {
-            throw CLIHarnessError("no busybox OCI layout at \(CLIEnv.busyboxLayout) (run `make fixtures`)")
-        }
-        let tar = dir + "/busybox.tar"
-        let t = try CLIProc(["tar", "-C", CLIEnv.busyboxLayout, "-cf", tar, "."], ioDir: io).wait()
-        guard t.ok else { throw CLIHarnessError("tar of the busybox layout: \(t)") }
-        let load = try docker(["load", "-i", tar], timeout: 120)
-        guard load.ok else { throw CLIHarnessError("docker load: \(load)\nberthd: \(logTail())") }
-        var loaded: String?
-        for line in (load.stdout + "\n" + load.stderr).split(separator: "\n") {
-            if let r = line.range(of: "Loaded image ID: ") { loaded = String(line[r.upperBound...]).trimmingCharacters(in: .whitespaces) }
-            else if let r = line.range(of: "Loaded image: ") { loaded = String(line[r.upperBound...]).trimmingCharacters(in: .whitespaces) }
-        }
-        if loaded == "busybox:latest" || loaded == "docker.io/library/busybox:latest" { return }
-        guard let loaded else { throw CLIHarnessError("docker load named no image: \(load)") }
-        let tag = try docker(["tag", loaded, "busybox:latest"])
-        guard tag.ok else { throw CLIHarnessError("docker tag \(loaded) busybox:latest: \(tag)") }
+        do {
+            try CLIEnv.loadBusybox(dir: dir, io: io, client: "docker") { args, t in try docker(args, timeout: t) }
+        } catch let e as CLIHarnessError { throw CLIHarnessError("\(e)\nberthd: \(logTail())") }
     }
 
     /// berthd SIGTERM (SIGKILL after 10 s), then whatever of the dir still runs, its mounts, the dir.

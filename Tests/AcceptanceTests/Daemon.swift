@@ -59,6 +59,35 @@ enum CLIEnv {
 
 // MARK: - Processes
 
+extension CLIEnv {
+    /// Loads a tar of the busybox OCI layout with `client` (`berth` or `docker`) and makes sure it is named
+    /// busybox:latest (an OCI layout without a full name loads untagged): the one loader of both harnesses.
+    static func loadBusybox(dir: String, io: String, client: String,
+                            _ run: ([String], Double) throws -> CLIResult) throws {
+        guard FileManager.default.fileExists(atPath: busyboxLayout + "/index.json") else {
+            throw CLIHarnessError("no busybox OCI layout at \(busyboxLayout) (run `make fixtures`)")
+        }
+        let tar = dir + "/busybox.tar"
+        let t = try CLIProc(["tar", "-C", busyboxLayout, "-cf", tar, "."], ioDir: io).wait()
+        guard t.ok else { throw CLIHarnessError("tar of the busybox layout: \(t)") }
+        let load = try run(["load", "-i", tar], 120)
+        guard load.ok else { throw CLIHarnessError("\(client) load: \(load)") }
+        // "Loaded image: NAME" or "Loaded image ID: sha256:…"
+        var loaded: String?
+        for line in (load.stdout + "\n" + load.stderr).split(separator: "\n") {
+            if let r = line.range(of: "Loaded image ID: ") { loaded = String(line[r.upperBound...]).trimmingCharacters(in: .whitespaces) }
+            else if let r = line.range(of: "Loaded image: ") { loaded = String(line[r.upperBound...]).trimmingCharacters(in: .whitespaces) }
+        }
+        if loaded == "busybox:latest" || loaded == "docker.io/library/busybox:latest" { return }
+        if let loaded, try run(["tag", loaded, "busybox:latest"], 30).ok { return }
+        // fall back to the id of the only image
+        let ids = try run(["images", "-q"], 30)
+        guard let id = ids.lines.first else { throw CLIHarnessError("no image after \(client) load: \(load)") }
+        let tag = try run(["tag", String(id), "busybox:latest"], 30)
+        guard tag.ok else { throw CLIHarnessError("\(client) tag \(id) busybox:latest: \(tag)") }
+    }
+}
+
 struct CLIResult: CustomStringConvertible {
     var argv: [String]
     /// exit code, or 128 + signal number
@@ -347,30 +376,7 @@ final class Daemon: @unchecked Sendable {
 
     /// `berth load -i` of a tar of the busybox OCI layout, then `berth tag` to busybox:latest if named otherwise.
     private func loadBusybox() throws {
-        guard FileManager.default.fileExists(atPath: CLIEnv.busyboxLayout + "/index.json") else {
-            throw CLIHarnessError("no busybox OCI layout at \(CLIEnv.busyboxLayout) (run `make fixtures`)")
-        }
-        let tar = dir + "/busybox.tar"
-        let t = try CLIProc(["tar", "-C", CLIEnv.busyboxLayout, "-cf", tar, "."], ioDir: io).wait()
-        guard t.ok else { throw CLIHarnessError("tar of the busybox layout: \(t)") }
-        let load = try berth(["load", "-i", tar], timeout: 60)
-        guard load.ok else { throw CLIHarnessError("berth load: \(load)\nberthd: \(logTail())") }
-        // "Loaded image: NAME" or "Loaded image ID: sha256:…"
-        var loaded: String?
-        for line in (load.stdout + "\n" + load.stderr).split(separator: "\n") {
-            if let r = line.range(of: "Loaded image ID: ") { loaded = String(line[r.upperBound...]).trimmingCharacters(in: .whitespaces) }
-            else if let r = line.range(of: "Loaded image: ") { loaded = String(line[r.upperBound...]).trimmingCharacters(in: .whitespaces) }
-        }
-        if loaded == "busybox:latest" || loaded == "docker.io/library/busybox:latest" { return }
-        if let loaded {
-            let tag = try berth(["tag", loaded, "busybox:latest"])
-            if tag.ok { return }
-        }
-        // fall back to the id of the only image
-        let ids = try berth(["images", "-q"])
-        guard let id = ids.lines.first else { throw CLIHarnessError("no image after berth load: \(load)") }
-        let tag = try berth(["tag", String(id), "busybox:latest"])
-        guard tag.ok else { throw CLIHarnessError("berth tag \(id) busybox:latest: \(tag)") }
+        try CLIEnv.loadBusybox(dir: dir, io: io, client: "berth") { args, t in try berth(args, timeout: t) }
     }
 
     /// `berth -H HOST ARGS...`
