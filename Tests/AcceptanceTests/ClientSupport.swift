@@ -81,6 +81,7 @@ final class ClientDaemon: @unchecked Sendable {
     static func tearDownAll() {
         let all = liveLock.withLock { live }
         for d in all { d.tearDown() }
+        try? FileManager.default.removeItem(atPath: CLIEnv.ioRoot)
     }
 
     /// A private berthd in /tmp/berth-acc-XXXXXX, with busybox:latest loaded through `docker load` unless told not to.

@@ -282,9 +282,12 @@ final class Daemon: @unchecked Sendable {
     private static let liveLock = NSLock()
     private static let atexitOnce: Void = { atexit { Daemon.tearDownAll() } }()
 
+    /// At exit: every daemon still up, then the io dir the harnesses share (suites run in parallel, so no
+    /// single teardown may remove it).
     static func tearDownAll() {
         let all = liveLock.withLock { live }
         for d in all { d.tearDown() }
+        try? FileManager.default.removeItem(atPath: CLIEnv.ioRoot)
     }
 
     init() throws {
@@ -424,7 +427,6 @@ final class Daemon: @unchecked Sendable {
         }
         mkdir(CLIEnv.ioRoot, 0o700)
         _ = try? CLIProc(["/bin/rm", "-rf", "--one-file-system", dir], ioDir: CLIEnv.ioRoot).wait()
-        try? FileManager.default.removeItem(atPath: CLIEnv.ioRoot)
         if FileManager.default.fileExists(atPath: dir) { Issue.record("teardown left \(dir) behind") }
         Daemon.liveLock.withLock { Daemon.live.removeAll { $0 === self } }
     }
