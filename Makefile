@@ -81,6 +81,10 @@ demo-runtime: deps build fixtures
 bench: deps build fixtures
 	BERTH_RUNTIME=$(RUNTIME) BERTH_FIXTURES=$(FIXTURES) bench/runtime
 
+# The engine against containerd and podman (bench/engine): run --rm latency, idle RSS, shim memory, N alive
+bench-engine: deps bin busybox-tar
+	bench/engine
+
 # Cold pulls from a local registry: berth-image (BERTH_IMAGE, left out if missing) against ctr, skopeo+umoci, podman
 bench-pull: deps image-fixtures image-tool
 	BERTH_IMAGE=$(BERTH_IMAGE) BERTH_FIXTURES=$(FIXTURES) bench/pull
