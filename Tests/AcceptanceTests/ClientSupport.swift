@@ -49,11 +49,12 @@ enum ClientTests {
         return ok
     }()
 
-    /// For the harness's own commands outside any daemon's dir.
-    static let scratchIO: String = {
+    /// For the harness's own commands outside any daemon's dir. Made again on every use: the exit handlers
+    /// of both harnesses remove it, in an order of their own.
+    static var scratchIO: String {
         mkdir(CLIEnv.ioRoot, 0o700)
         return CLIEnv.ioRoot
-    }()
+    }
 }
 
 /// The parent of the docker-client suites: serialized, so one of their daemons works at a time (2 cores; the
